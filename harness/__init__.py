@@ -1,0 +1,1 @@
+"""Wiring: the run entry point, training loop, MLflow tracking, launching, reports, plots, benchmarks."""
