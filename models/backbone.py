@@ -1,5 +1,205 @@
-"""Being written."""
+"""The classifier around the SSM layers: encoder, residual stack, pooling decoder.
+
+Follows the isotropic backbone that state-spaces/s4 trains on LRA (`SequenceModel` with
+`SequenceResidualBlock`, decoders of `src/tasks/decoders.py`):
+
+    u = encoder(x)                                   # (B, L, H)
+    for each of n_layers blocks:
+        prenorm:  u = u + dropout(layer(norm(u)))
+        postnorm: u = norm(u + dropout(layer(u)))
+    u = final_norm(u)          (prenorm only; a post-norm stack already ends on a norm)
+    logits = Linear(H, d_output)(pool(u))            # (B, d_output) or (B, L', d_output)
+
+`norm: batch` is BatchNorm1d over the channel axis H, with statistics over batch and steps
+(the (B, L, H) features are moved to (B, H, L) for it); `norm: layer` is LayerNorm over H.
+With `dual` (LRA Retrieval) both documents of a pair go through the same encoder and stack as
+one batch of 2B sequences, are pooled, and a two-tower head classifies the pair
+(`models.pooling.RetrievalHead`).
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from common import UserError
+from models.encoders import ENCODERS, Encoder
+from models.pooling import POOLINGS, RetrievalHead, pool
+from models.registry import build_layer
+
+NORMS = ("batch", "layer")
 
 
-def build_model(*args, **kwargs):
-    raise NotImplementedError("models.backbone is being written")
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Options of `build_model` (the `backbone` keys of docs/interfaces.md).
+
+    d_model: width H of the residual stream. n_layers: residual blocks. dropout: on each block's
+    output before the residual add, and the layer's own dropout unless `layer` sets one.
+    prenorm: norm before the layer (else after the residual add). norm: `batch` | `layer`.
+    encoder: `linear` (real inputs) | `embedding` (tokens). pooling: `mean` | `last` | `none`.
+    pool_start: steps before it are ignored by the decoder. dual: two-tower Retrieval head.
+    pad_id: token id excluded from pooling, or None. layer: overrides for `build_layer`.
+    """
+
+    d_model: int = 128
+    n_layers: int = 4
+    dropout: float = 0.0
+    prenorm: bool = True
+    norm: str = "batch"
+    encoder: str = "linear"
+    pooling: str = "mean"
+    pool_start: int = 0
+    dual: bool = False
+    pad_id: int | None = None
+    layer: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "BackboneConfig":
+        """Build from keyword options; an unknown key raises `UserError` naming it."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise UserError(
+                f"unknown model option(s) {unknown}; valid backbone options are: {', '.join(valid)}"
+            )
+        return cls(**options)
+
+    def __post_init__(self) -> None:
+        _check_int("d_model", self.d_model, minimum=1)
+        _check_int("n_layers", self.n_layers, minimum=1)
+        _check_int("pool_start", self.pool_start, minimum=0)
+        if self.pad_id is not None:
+            _check_int("pad_id", self.pad_id, minimum=0)
+        for key in ("prenorm", "dual"):
+            if not isinstance(getattr(self, key), bool):
+                raise UserError(f"model option {key}={getattr(self, key)!r} must be true or false")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float):
+            raise UserError(f"model option dropout={self.dropout!r} must be a number in [0, 1)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"model option dropout={self.dropout!r} must be in [0, 1)")
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("encoder", self.encoder, ENCODERS)
+        _check_choice("pooling", self.pooling, POOLINGS)
+        if not isinstance(self.layer, Mapping):
+            raise UserError(f"model option layer={self.layer!r} must be a mapping of layer options")
+        if self.dual and self.pooling == "none":
+            raise UserError("model option dual=true needs pooling 'mean' or 'last', not 'none'")
+        if self.pad_id is not None and self.encoder != "embedding":
+            raise UserError("model option pad_id is only meaningful with encoder='embedding'")
+
+
+def _check_int(key: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"model option {key}={value!r} must be an integer >= {minimum}")
+
+
+def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"model option {key}={value!r} is unknown; use one of {choices}")
+
+
+class ChannelNorm(nn.Module):
+    """BatchNorm or LayerNorm over the channel axis of (B, L, H) features."""
+
+    def __init__(self, kind: str, d_model: int):
+        super().__init__()
+        self.kind = kind
+        self.norm = nn.BatchNorm1d(d_model) if kind == "batch" else nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "batch":
+            return self.norm(x.transpose(1, 2)).transpose(1, 2)  # (B, H, L) -> (B, L, H)
+        return self.norm(x)  # (B, L, H)
+
+
+class ResidualBlock(nn.Module):
+    """One block of the stack, (B, L, H) -> (B, L, H), norm placed before or after the layer."""
+
+    def __init__(self, layer: nn.Module, norm: ChannelNorm, dropout: float, prenorm: bool):
+        super().__init__()
+        self.layer = layer
+        self.norm = norm
+        self.drop = nn.Dropout(dropout)
+        self.prenorm = prenorm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(x) if self.prenorm else x  # (B, L, H)
+        y = x + self.drop(self.layer(y))  # (B, L, H)
+        return y if self.prenorm else self.norm(y)
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder, residual stack of SSM layers, pooling decoder; see the module docstring.
+
+    forward: x (B, L) int64 tokens, (B, L, d_input) float, or for `dual` (B, 2, L) int64 (or
+    (B, 2, L, d_input) float) -> (B, d_output) for `mean` / `last`, (B, L - pool_start,
+    d_output) for `none`.
+    """
+
+    def __init__(self, name: str, d_input: int, d_output: int, config: BackboneConfig):
+        super().__init__()
+        self.config = config
+        h = config.d_model
+        layer_options = dict(config.layer)
+        if layer_options.get("dropout") is None:  # the layer inherits the block's dropout
+            layer_options["dropout"] = config.dropout
+        self.encoder = Encoder(config.encoder, d_input, h)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(
+                build_layer(name, h, **layer_options),
+                ChannelNorm(config.norm, h),
+                config.dropout,
+                config.prenorm,
+            )
+            for _ in range(config.n_layers)
+        )
+        self.final_norm = ChannelNorm(config.norm, h) if config.prenorm else nn.Identity()
+        if config.dual:
+            self.head = RetrievalHead(h, d_output)
+        else:
+            self.head = nn.Linear(h, d_output)
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        """The SSM layers of the stack, first to last (for kernel and spectrum analysis)."""
+        return [block.layer for block in self.blocks]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoded and processed features (B, L, H) of single-tower inputs."""
+        u = self.encoder(x)  # (B, L, H)
+        for block in self.blocks:
+            u = block(u)  # (B, L, H)
+        return self.final_norm(u)  # (B, L, H)
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of single-tower inputs: (B, H), or (B, L - pool_start, H) for `none`."""
+        length = x.shape[1]
+        if self.config.pool_start >= length:
+            raise UserError(
+                f"model option pool_start={self.config.pool_start} must be smaller than the "
+                f"sequence length {length}"
+            )
+        keep = None if self.config.pad_id is None else x != self.config.pad_id  # (B, L)
+        return pool(self.features(x), self.config.pooling, self.config.pool_start, keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.dual:
+            return self.head(self.pooled(x))  # (B, d_output) or (B, L', d_output)
+        if x.dim() < 3 or x.shape[1] != 2:
+            raise UserError(
+                f"model option dual=true expects input pairs (B, 2, L), got {tuple(x.shape)}; "
+                "set dual=false for single-sequence tasks"
+            )
+        both = torch.cat([x[:, 0], x[:, 1]], dim=0)  # (2B, L) or (2B, L, d_input)
+        x1, x2 = self.pooled(both).chunk(2, dim=0)  # (B, H) each
+        return self.head(x1, x2)  # (B, d_output)
+
+
+def build_model(name: str, d_input: int, d_output: int, **backbone: Any) -> SequenceClassifier:
+    """A full classifier of registered SSM layer `name`; `backbone` keys as `BackboneConfig`."""
+    config = BackboneConfig.from_options(backbone)
+    return SequenceClassifier(name, d_input, d_output, config)

@@ -1,1 +1,211 @@
-"""Being written."""
+"""LRA Pathfinder and Path-X: are the two dots joined by a dashed path? Pixel sequences, 2 classes.
+
+Layout (`task.data_dir` points at `pathfinder32/` or, for Path-X, `pathfinder128/`):
+
+    pathfinder32/<difficulty>/imgs/<k>/sample_<i>.png     grayscale resolution x resolution
+    pathfinder32/<difficulty>/metadata/<k>.npy            text, one line per image
+
+with difficulty one of `DIFFICULTIES`. Each metadata line (despite the .npy suffix, plain text)
+is whitespace-separated: field 0 the image folder (`imgs/<k>`), field 1 the file name,
+field 3 the label (1: connected). Metadata files are read in the numeric order of their names.
+
+As the S4 reference: pixels p in [0, 255] become (p / 255 - 0.5) / 0.5 (config mean, std), the
+image is read row-major into a (resolution**2, 1) sequence, and the one set is split into
+train / val / test by one seeded permutation (`tasks.arrays.three_way_split`). The release's
+one known-empty file (pathfinder32/curv_baseline/imgs/0/sample_172.png, excluded by the
+reference too) is skipped with a warning; every other unreadable image is an error.
+`load_pathfinder` is also the reader of the generated `pathfinder_gen` images.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from common import UserError
+from tasks.arrays import ArrayDataset, Normalize, three_way_split
+from tasks.base import TASKS, TaskData, TaskInfo
+from tasks.cache import load_or_build
+from tasks.files import LRA_RELEASE, data_root, parse_label
+
+log = logging.getLogger(__name__)
+
+N_CLASSES = 2
+DIFFICULTIES = ("curv_baseline", "curv_contour_length_9", "curv_contour_length_14")
+KNOWN_EMPTY = {(32, "curv_baseline/imgs/0/sample_172.png")}
+
+
+def _layout(resolution: int, difficulty: str) -> str:
+    return (
+        f"pathfinder{resolution}/{difficulty}/imgs/<k>/sample_<i>.png with "
+        f"pathfinder{resolution}/{difficulty}/metadata/<k>.npy (text lines "
+        f"'imgs/<k> sample_<i>.png <n> <label>')"
+    )
+
+
+def _metadata_files(task: str, root: Path, resolution: int, difficulty: str) -> list[Path]:
+    """The metadata files of `difficulty`, in the numeric order of their names."""
+    folder = root / difficulty / "metadata"
+    files = list(folder.glob("*.npy")) if folder.is_dir() else []
+    if not files:
+        raise UserError(
+            f"task {task!r}: no metadata files {folder}/<k>.npy under task.data_dir={root}; "
+            f"expected the layout {_layout(resolution, difficulty)}; get the data from "
+            f"{LRA_RELEASE} and point task.data_dir at its pathfinder{resolution}/ directory"
+        )
+    bad = [p for p in files if not p.stem.isdigit()]
+    if bad:
+        raise UserError(f"{bad[0]}: metadata files must be named <k>.npy with k an integer")
+    return sorted(files, key=lambda p: int(p.stem))
+
+
+def read_pathfinder_metadata(
+    task: str, root: Path, resolution: int, difficulty: str
+) -> tuple[list[Path], np.ndarray, list[Path]]:
+    """(image paths, labels (n,) int64, metadata files) listed under `root/difficulty`."""
+    metadata = _metadata_files(task, root, resolution, difficulty)
+    images: list[Path] = []
+    labels: list[int] = []
+    for meta in metadata:
+        for number, line in enumerate(meta.read_text().splitlines(), start=1):
+            row = line.split()
+            if len(row) < 4:
+                raise UserError(
+                    f"{meta}: line {number} has {len(row)} field(s), expected at least 4 "
+                    "('imgs/<k> <file> <n> <label>'); the file is malformed"
+                )
+            relative = f"{difficulty}/{row[0]}/{row[1]}"
+            path = root / relative
+            if (
+                (resolution, relative) in KNOWN_EMPTY
+                and path.is_file()
+                and path.stat().st_size == 0
+            ):
+                log.warning("skipping %s: the release's known-empty image", path)
+                continue
+            images.append(path)
+            labels.append(parse_label(meta, row[3], N_CLASSES, number))
+    if not images:
+        raise UserError(f"{root / difficulty / 'metadata'}: the metadata files list no images")
+    return images, np.array(labels, dtype=np.int64), metadata
+
+
+def decode_images(paths: list[Path], resolution: int) -> np.ndarray:
+    """Grayscale PNGs -> (n, resolution**2, 1) uint8, row-major pixel sequences."""
+    out = np.empty((len(paths), resolution * resolution, 1), dtype=np.uint8)  # (n, L, 1)
+    for i, path in enumerate(tqdm(paths, desc="decoding images", unit="img", leave=False)):
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("L"))  # (H, W)
+        except FileNotFoundError:
+            raise UserError(
+                f"{path}: image listed in the metadata is missing; re-extract the release"
+            ) from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise UserError(
+                f"{path}: cannot decode the PNG ({exc}); the file is corrupt, re-extract it"
+            ) from None
+        if pixels.shape != (resolution, resolution):
+            raise UserError(
+                f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, expected "
+                f"{resolution}x{resolution}; is task.resolution={resolution} right?"
+            )
+        out[i, :, 0] = pixels.reshape(-1)
+    return out
+
+
+def load_pathfinder(
+    data_dir: str | Path | None,
+    *,
+    name: str,
+    resolution: int,
+    difficulty: str,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    cache_dir: str | None,
+) -> TaskData:
+    """Pathfinder at `resolution` from `data_dir` in the release layout (decoded images cached).
+
+    Items: x (resolution**2, 1) float32 normalized pixels, y int64 scalar in {0, 1}.
+    """
+    if difficulty not in DIFFICULTIES:
+        raise UserError(f"task.difficulty={difficulty!r} is not one of {list(DIFFICULTIES)}")
+    root = data_root(name, data_dir, _layout(resolution, difficulty), LRA_RELEASE)
+    images, labels, metadata = read_pathfinder_metadata(name, root, resolution, difficulty)
+    config = {"resolution": resolution, "difficulty": difficulty}
+
+    def build() -> dict[str, np.ndarray]:
+        return {"x": decode_images(images, resolution), "y": labels}
+
+    arrays = load_or_build(name, config, [*metadata, *images], build, cache_dir)
+    index = three_way_split(len(arrays["y"]), val_fraction, test_fraction, seed)
+    normalize = Normalize(list(mean), list(std))
+    train, val, test = (ArrayDataset(arrays["x"], arrays["y"], i, normalize) for i in index)
+    info = TaskInfo(
+        name=name,
+        input_kind="real",
+        d_input=1,
+        d_output=N_CLASSES,
+        seq_len=resolution * resolution,
+        pooling="mean",
+    )
+    return TaskData(train=train, val=val, test=test, info=info)
+
+
+@TASKS.register("pathfinder")
+def pathfinder(
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    resolution: int = 32,
+    difficulty: str = "curv_contour_length_14",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+    mean: tuple[float, ...] = (0.5,),
+    std: tuple[float, ...] = (0.5,),
+) -> TaskData:
+    """LRA Pathfinder (32 x 32, sequences of 1024 pixels) from the release's pathfinder32/."""
+    return load_pathfinder(
+        data_dir,
+        name="pathfinder",
+        resolution=resolution,
+        difficulty=difficulty,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        mean=mean,
+        std=std,
+        cache_dir=cache_dir,
+    )
+
+
+@TASKS.register("pathx")
+def pathx(
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    resolution: int = 128,
+    difficulty: str = "curv_contour_length_14",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+    mean: tuple[float, ...] = (0.5,),
+    std: tuple[float, ...] = (0.5,),
+) -> TaskData:
+    """LRA Path-X (128 x 128, sequences of 16384 pixels) from the release's pathfinder128/."""
+    return load_pathfinder(
+        data_dir,
+        name="pathx",
+        resolution=resolution,
+        difficulty=difficulty,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        mean=mean,
+        std=std,
+        cache_dir=cache_dir,
+    )

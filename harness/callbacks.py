@@ -1,0 +1,42 @@
+"""Hydra callbacks, registered in `configs/config.yaml` under `hydra.callbacks`.
+
+`PrepareTrackingStore` runs in the launching process before any job starts (single run and
+multirun alike): it creates the MLflow store and the experiment, so jobs running in parallel
+never race to create them (see `harness.tracking`).
+"""
+
+import logging
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from common import UserError
+from harness import tracking
+
+log = logging.getLogger(__name__)
+
+
+class PrepareTrackingStore(Callback):
+    """Create the tracking store and experiment once, in the launching process."""
+
+    def _prepare(self, config: DictConfig) -> None:
+        uri = tracking.resolve_uri(config.tracking.uri)
+        try:
+            experiment_id = tracking.prepare_store(uri, config.tracking.experiment)
+        except UserError as error:
+            # The job reports it (with exit status 2); a traceback from here would hide it.
+            log.error("%s", error)
+            return
+        log.info(
+            "tracking store %s, experiment %r (id %s)",
+            uri,
+            config.tracking.experiment,
+            experiment_id,
+        )
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._prepare(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._prepare(config)

@@ -1,0 +1,466 @@
+"""Sweep launchers: a Hydra multirun as submitit jobs, on this machine or as one SLURM job array.
+
+`hydra/launcher=local` and `hydra/launcher=slurm` (configs/hydra/launcher/) select the two classes
+below. They subclass hydra-submitit-launcher's launchers, whose job side (a pickled launcher that
+re-composes the point's config and calls `run_job`) and checkpoint protocol fit as they are, and
+add what a benchmark sweep needs around them:
+
+- Idempotence. Before anything is submitted every point's config is composed and looked up
+  (`harness.runner.point_state`): FINISHED points are skipped (a finished sweep submits nothing),
+  unfinished ones are submitted and resume from their checkpoint, FAILED ones are rerun only with
+  `hydra.launcher.rerun_failed=true`, and a point whose earlier job is still queued or running
+  (its `job.json`, `harness.jobs`) is not submitted twice.
+- Records. Each submitted point gets `<run dir>/job.json` (job id, submitit folder); each sweep
+  a manifest `<hydra.sweep.dir>/sweep.json` listing its points. `harness.status` joins the two
+  with the scheduler's job states and MLflow.
+- Requeues. A job is requeued by SLURM (`scontrol requeue`, preemption) or by submitit's
+  checkpoint protocol (SIGUSR2 before the time limit). Inside the job the count
+  (`SLURM_RESTART_COUNT`, or submitit's own count carried in the resubmitted call for local jobs)
+  is checked first: past `max_requeues` the run is ended FAILED with that reason instead of
+  training again (the runner itself counts resumes in the run's `requeues` tag). A job stopped
+  by SIGTERM (preemption, `scontrol requeue`) exits after its checkpoint without a result, so
+  the launcher waits for the requeued job instead of reporting a failure.
+- `local`: at most `max_parallel` jobs at once (default: one per group of `gpus_per_node` visible
+  GPUs, each job pinned to its own, else one per `cpus_per_task` CPU cores).
+"""
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import submitit
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from common import UserError
+from harness.checkpoint import Preempted
+from harness.cluster_env import export_dist_env
+from harness.config import EXCLUDED_FROM_HASH, config_hash
+from harness.jobs import JobRecord, is_active, job_states
+from harness.runner import RUN_ID_FILE, point_state, run_dir, sweep_name, tracking_uri
+from harness.tracking import TrackedRun
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "sweep.json"
+POLL_S = 1.0  # how often the local launcher looks for a finished job
+
+
+class RequeueLimitExceeded(Exception):
+    """A job was requeued more often than `hydra.launcher.max_requeues` allows."""
+
+
+@dataclass
+class Point:
+    """One point of the sweep as the launcher sees it before submission."""
+
+    index: int
+    overrides: list[str]
+    label: str  # the overrides that set this point apart from the others (`swept`)
+    config_hash: str
+    run_dir: str
+    state: str  # harness.runner.point_state: new | unfinished | finished | failed
+    action: str  # submit | skip
+    note: str  # why (skipped: finished, failed, already queued as job ...)
+    job_id: str | None = None
+
+
+@dataclass
+class Sweep:
+    """The launch at hand: its points and the manifest `<directory>/sweep.json` about them."""
+
+    name: str  # the runs' `sweep` tag (harness.runner.sweep_name)
+    directory: Path  # hydra.sweep.dir
+    executor: str
+    submitit_folder: str
+    tracking_uri: str
+    points: list[Point]
+
+    def write_manifest(self) -> None:
+        manifest = {
+            "sweep": self.name,
+            "executor": self.executor,
+            "submitit_folder": self.submitit_folder,
+            "tracking_uri": self.tracking_uri,
+            "points": [asdict(p) for p in self.points],
+        }
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        os.replace(tmp, self.directory / MANIFEST)
+
+
+def _top_key(override: str) -> str:
+    """The top-level config key an override sets: `+paths.root=/x` -> `paths`."""
+    return re.split(r"[.=@]", override.lstrip("+~"), maxsplit=1)[0]
+
+
+def swept(overrides: Sequence[Sequence[str]]) -> list[str]:
+    """A short label per point: only the overrides that differ between the points.
+
+    `[["task=adding", "seed=0"], ["task=adding", "seed=1"]]` -> `["seed=0", "seed=1"]`; a sweep of
+    one point keeps all its overrides. Keys that do not change what a point computes (`paths`,
+    `tracking`, ...: `EXCLUDED_FROM_HASH`) are left out.
+    """
+    lists = [
+        [o for o in filter_overrides(list(point)) if _top_key(o) not in EXCLUDED_FROM_HASH]
+        for point in overrides
+    ]
+    common = set.intersection(*(set(o) for o in lists)) if len(lists) > 1 else set()
+    return [" ".join(o for o in point if o not in common) or "(no overrides)" for point in lists]
+
+
+def _task_config(sweep_config: DictConfig) -> DictConfig:
+    """The job's config as the task function gets it (Hydra's `run_job` drops `hydra`)."""
+    task_cfg = sweep_config.copy()
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    return task_cfg
+
+
+def _end_run_failed(task_cfg: DictConfig, reason: str) -> None:
+    """End the point's MLflow run (if it has one yet) as FAILED with `reason`."""
+    run_id_file = run_dir(task_cfg) / RUN_ID_FILE
+    if not run_id_file.is_file():
+        log.warning("%s: no MLflow run yet to mark FAILED", run_id_file.parent)
+        return
+    TrackedRun(tracking_uri(task_cfg), run_id_file.read_text().strip()).end("FAILED", reason)
+
+
+class _SweepLauncher(BaseSubmititLauncher):
+    """What the local and the SLURM launcher share: planning, records and the job side."""
+
+    _EXECUTOR = "abstract"
+    # Keys of the launcher config that are policy, not submitit parameters.
+    _POLICY_KEYS: tuple[str, ...] = ("rerun_failed", "max_requeues")
+
+    def __init__(self, **params: Any) -> None:
+        policy = {key: params.pop(key) for key in self._POLICY_KEYS if key in params}
+        super().__init__(**params)
+        self.rerun_failed = bool(policy.get("rerun_failed", False))
+        self.max_requeues = int(policy.get("max_requeues", 0))
+        if self.max_requeues < 0:
+            raise UserError(
+                f"hydra.launcher.max_requeues={self.max_requeues} must be >= 0 (0: never requeue)"
+            )
+        self.policy = policy
+
+    # ---------------------------------------------------------------- inside the job
+    def __call__(
+        self,
+        sweep_overrides: list[str],
+        job_dir_key: str,
+        job_num: int,
+        job_id: str,
+        singleton_state: dict[type, Singleton],
+        requeues: int = 0,
+    ) -> JobReturn:
+        """Run one point in the job: set up DDP variables, account requeues, run the task."""
+        assert self.hydra_context is not None and self.config is not None
+        assert self.task_function is not None
+        export_dist_env()
+        requeues = max(requeues, int(os.environ.get("SLURM_RESTART_COUNT", "0")))
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, sweep_overrides
+        )
+        with open_dict(sweep_config.hydra.job) as job:
+            job.id = submitit.JobEnvironment().job_id
+            job.num = job_num
+        if requeues:
+            failed = self._account_requeues(sweep_config, requeues)
+            if failed is not None:
+                return failed
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=sweep_config,
+            job_dir_key=job_dir_key,
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        if ret.status == JobStatus.FAILED and isinstance(ret._return_value, Preempted):
+            # SIGTERM (preemption or `scontrol requeue`): the checkpoint is written and SLURM
+            # requeues the job itself; leaving without a result keeps the launcher waiting.
+            log.warning("%s; exiting without a result for the requeue", ret._return_value)
+            sys.exit(1)
+        return ret
+
+    def _account_requeues(self, sweep_config: DictConfig, requeues: int) -> JobReturn | None:
+        """Past `max_requeues`, end the point's run FAILED and return the job's failed return.
+
+        (`harness.runner` itself counts resumes in the run's `requeues` tag.)
+        """
+        HydraConfig.instance().set_config(sweep_config)
+        task_cfg = _task_config(sweep_config)
+        if requeues <= self.max_requeues:
+            log.info("requeued %d time(s) (at most %d); resuming", requeues, self.max_requeues)
+            return None
+        reason = (
+            f"requeued {requeues} times, more than hydra.launcher.max_requeues={self.max_requeues}"
+        )
+        log.error("%s: giving up", reason)
+        _end_run_failed(task_cfg, reason)
+        ret = JobReturn(overrides=list(sweep_config.hydra.overrides.task), cfg=task_cfg)
+        ret.status = JobStatus.FAILED
+        ret.return_value = RequeueLimitExceeded(reason)
+        return ret
+
+    def checkpoint(self, *args: Any, requeues: int = 0, **kwargs: Any) -> Any:
+        """submitit's requeue protocol: resubmit the same call, counting one more requeue."""
+        return submitit.helpers.DelayedSubmission(self, *args, requeues=requeues + 1, **kwargs)
+
+    # ---------------------------------------------------------------- launching side
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        sweep = self._plan(job_overrides, initial_job_idx)
+        todo = [p for p in sweep.points if p.action == "submit"]
+        for point in sweep.points:
+            if point.action == "skip":
+                log.info("#%d %s: skipped (%s)", point.index, point.label, point.note)
+        sweep.write_manifest()
+        if not todo:
+            log.info(
+                "sweep %s: all %d points skipped; nothing submitted", sweep.name, len(sweep.points)
+            )
+            return [self._skipped_return(p) for p in sweep.points]
+        log.info(
+            "sweep %s: submitting %d of %d points as %s jobs; status: python -m harness.status %s",
+            sweep.name,
+            len(todo),
+            len(sweep.points),
+            self._EXECUTOR,
+            sweep.name,
+        )
+        returns = dict(zip((p.index for p in todo), self._run(sweep, todo), strict=True))
+        return [returns.get(p.index) or self._skipped_return(p) for p in sweep.points]
+
+    def _plan(self, job_overrides: Sequence[Sequence[str]], first: int) -> Sweep:
+        """Compose every point's config and decide: submit, or skip and why."""
+        assert self.hydra_context is not None and self.config is not None
+        hydra_cfg = HydraConfig.instance().cfg
+        points, records = [], {}
+        labels = swept(job_overrides)
+        try:
+            for offset, overrides in enumerate(job_overrides):
+                sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                    self.config, list(overrides)
+                )
+                HydraConfig.instance().set_config(sweep_config)
+                task_cfg = _task_config(sweep_config)
+                digest, directory = config_hash(task_cfg), run_dir(task_cfg)
+                state = point_state(task_cfg)
+                points.append(
+                    Point(
+                        first + offset,
+                        list(overrides),
+                        labels[offset],
+                        digest,
+                        str(directory),
+                        state,
+                        action="",
+                        note="",
+                    )
+                )
+                record = JobRecord.load(directory)
+                if record is not None:
+                    records[digest] = record
+            sweep = Sweep(
+                name=sweep_name(task_cfg) or "",
+                directory=Path(str(self.config.hydra.sweep.dir)),
+                executor=self._EXECUTOR,
+                submitit_folder=self.params["submitit_folder"],
+                tracking_uri=tracking_uri(task_cfg),
+                points=points,
+            )
+        finally:
+            HydraConfig.instance().cfg = hydra_cfg
+        states = job_states(list(records.values()))
+        for point in points:
+            record = records.get(point.config_hash)
+            if point.state == "finished":
+                point.action, point.note = "skip", "finished"
+            elif point.state == "failed" and not self.rerun_failed:
+                point.action = "skip"
+                point.note = "failed; rerun it with hydra.launcher.rerun_failed=true"
+            elif record is not None and is_active(states[record.job_id]):
+                point.action = "skip"
+                point.note = f"already {states[record.job_id].lower()} as job {record.job_id}"
+            else:
+                point.action = "submit"
+                point.note = "resume" if point.state == "unfinished" else point.state
+        return sweep
+
+    def _job_args(self, point: Point) -> tuple[Any, ...]:
+        """The arguments `__call__` gets in the job for `point`."""
+        return (
+            point.overrides,
+            "hydra.sweep.dir",
+            point.index,
+            f"job_id_for_{point.index}",
+            Singleton.get_state(),
+        )
+
+    def _submitted(self, sweep: Sweep, point: Point, job: submitit.Job) -> None:
+        """Record and print a fresh submission."""
+        point.job_id = str(job.job_id)
+        record = JobRecord.new(point.job_id, self._EXECUTOR, sweep.submitit_folder, sweep.name)
+        record.save(Path(point.run_dir))
+        log.info(
+            "#%d %s: job %s (%s), log %s",
+            point.index,
+            point.label,
+            job.job_id,
+            point.note,
+            job.paths.stdout,
+        )
+
+    @staticmethod
+    def _skipped_return(point: Point) -> JobReturn:
+        ret = JobReturn(overrides=point.overrides)
+        ret.status = JobStatus.COMPLETED
+        ret.return_value = {"config_hash": point.config_hash, "skipped": point.note}
+        return ret
+
+    @staticmethod
+    def _collect(job: submitit.Job) -> JobReturn:
+        """The job's JobReturn; a job that died without one becomes a FAILED return."""
+        try:
+            return job.results()[0]
+        except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as e:
+            ret = JobReturn()
+            ret.status = JobStatus.FAILED
+            ret.return_value = e
+            return ret
+
+    @abstractmethod
+    def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
+        """Submit `todo` (recording each job and the manifest), return the jobs' returns."""
+
+
+class SlurmLauncher(_SweepLauncher):
+    """The points of a sweep as ONE SLURM job array (`hydra/launcher=slurm`)."""
+
+    _EXECUTOR = "slurm"
+    _POLICY_KEYS = ("rerun_failed", "max_requeues", "wait")
+
+    def _executor(self) -> submitit.AutoExecutor:
+        """A SLURM executor with this launcher's resources (the plugin's key mapping)."""
+        executor = submitit.AutoExecutor(
+            cluster="slurm",
+            folder=self.params["submitit_folder"],
+            slurm_max_num_timeout=self.max_requeues,
+        )
+        generic = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(
+            **{
+                key if key in generic else f"slurm_{key}": value
+                for key, value in self.params.items()
+                if key != "submitit_folder"
+            }
+        )
+        return executor
+
+    def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
+        executor = self._executor()
+        jobs = executor.map_array(self, *zip(*(self._job_args(p) for p in todo), strict=True))
+        for point, job in zip(todo, jobs, strict=True):
+            self._submitted(sweep, point, job)
+        sweep.write_manifest()
+        if not self.policy.get("wait", True):
+            log.info("not waiting (hydra.launcher.wait=false); follow it with harness.status")
+            return [self._submitted_return(p) for p in todo]
+        return [self._collect(job) for job in jobs]
+
+    @staticmethod
+    def _submitted_return(point: Point) -> JobReturn:
+        ret = JobReturn(overrides=point.overrides)
+        ret.status = JobStatus.COMPLETED
+        ret.return_value = {"config_hash": point.config_hash, "job_id": point.job_id}
+        return ret
+
+
+def visible_gpus() -> list[int]:
+    """GPU ids this process may use: `CUDA_VISIBLE_DEVICES` if set, else all that torch sees."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [int(g) for g in listed.split(",") if g.strip()]
+    import torch
+
+    return list(range(torch.cuda.device_count()))
+
+
+def local_slots(
+    max_parallel: int | None, gpus_per_node: int, cpus_per_task: int
+) -> list[list[int]]:
+    """The GPUs of each concurrent local job: one entry per job that may run at once.
+
+    With `gpus_per_node > 0` the visible GPUs are cut into groups of that size (a job per group);
+    otherwise `os.cpu_count() // cpus_per_task` CPU-only slots. `max_parallel` caps either.
+    """
+    if max_parallel is not None and max_parallel < 1:
+        raise UserError(f"hydra.launcher.max_parallel={max_parallel} must be >= 1 (or null)")
+    if gpus_per_node > 0:
+        gpus = visible_gpus()
+        slots = [gpus[i : i + gpus_per_node] for i in range(0, len(gpus), gpus_per_node)]
+        slots = [s for s in slots if len(s) == gpus_per_node]
+        if not slots:
+            raise UserError(
+                f"hydra.launcher.gpus_per_node={gpus_per_node} but {len(gpus)} GPU(s) are "
+                "visible; lower it or set hydra.launcher.gpus_per_node=0 for CPU jobs"
+            )
+    else:
+        slots = [[] for _ in range(max(1, (os.cpu_count() or 1) // max(1, cpus_per_task)))]
+    return slots[:max_parallel] if max_parallel is not None else slots
+
+
+class LocalLauncher(_SweepLauncher):
+    """The points of a sweep as local submitit jobs, at most `max_parallel` at once."""
+
+    _EXECUTOR = "local"
+    _POLICY_KEYS = ("rerun_failed", "max_requeues", "max_parallel")
+
+    def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
+        slots = local_slots(
+            self.policy.get("max_parallel"),
+            int(self.params.get("gpus_per_node") or 0),
+            int(self.params.get("cpus_per_task") or 1),
+        )
+        log.info("local launcher: %d job(s) at once", len(slots))
+        params = {k: v for k, v in self.params.items() if k != "submitit_folder"}
+        executor = submitit.LocalExecutor(
+            folder=self.params["submitit_folder"], max_num_timeout=self.max_requeues
+        )
+        executor.update_parameters(**params)
+        waiting = list(todo)
+        running: dict[int, tuple[submitit.Job, list[int]]] = {}
+        returns: dict[int, JobReturn] = {}
+        while waiting or running:
+            while waiting and slots:
+                point, gpus = waiting.pop(0), slots.pop(0)
+                if gpus:
+                    executor.update_parameters(visible_gpus=gpus)
+                job = executor.submit(self, *self._job_args(point))
+                self._submitted(sweep, point, job)
+                sweep.write_manifest()
+                running[point.index] = (job, gpus)
+            time.sleep(POLL_S)
+            for index, (job, gpus) in list(running.items()):
+                if job.done():
+                    returns[index] = self._collect(job)
+                    slots.append(gpus)
+                    del running[index]
+        return [returns[p.index] for p in todo]

@@ -1,0 +1,55 @@
+"""Training objectives and their running statistics, kept on the device to avoid syncs.
+
+Every batch yields a statistics vector `[loss_sum, correct, count]` (float64, shape (3,)):
+`count` is the number of scored targets (examples for pooled outputs, examples x steps for
+`pooling: none`, target elements for regression), `loss_sum = mean loss * count`, and `correct`
+is the number of correct argmax predictions (0 for regression). Sums of these vectors over batches
+and ranks give exact dataset means: loss = loss_sum / count, accuracy = correct / count.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from common import UserError
+
+OBJECTIVES = ("classification", "regression")
+
+
+def batch_loss(objective: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean loss of one batch.
+
+    classification: cross-entropy of logits `output` (B, C) or (B, L', C) against int64 `y` (B,)
+        or (B, L'), averaged over all scored positions.
+    regression: mean squared error of `output` and `y`, both (B, D) or (B, L', D).
+    """
+    if objective == "classification":
+        return F.cross_entropy(output.reshape(-1, output.shape[-1]).float(), y.reshape(-1))
+    if objective == "regression":
+        return F.mse_loss(output.float(), y.float())
+    raise UserError(f"task objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+
+
+@torch.no_grad()
+def batch_stats(
+    objective: str, loss: torch.Tensor, output: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """`[loss_sum, correct, count]` of one batch (float64, (3,), on the output's device)."""
+    count = y.numel()
+    if objective == "classification":
+        correct = (output.argmax(dim=-1) == y).sum().double()
+    else:
+        correct = torch.zeros((), dtype=torch.float64, device=output.device)
+    loss_sum = loss.detach().double() * count
+    return torch.stack(
+        [loss_sum, correct, torch.tensor(float(count), device=output.device).double()]
+    )
+
+
+def summarize(stats: torch.Tensor, objective: str, prefix: str) -> dict[str, float]:
+    """`{prefix/loss, prefix/acc}` from summed statistics (`acc` only for classification)."""
+    loss_sum, correct, count = stats.tolist()
+    count = max(count, 1.0)
+    out = {f"{prefix}/loss": loss_sum / count}
+    if objective == "classification":
+        out[f"{prefix}/acc"] = correct / count
+    return out

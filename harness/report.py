@@ -1,0 +1,156 @@
+"""`python -m harness.report`: leaderboard and ablation tables (and figures) from an MLflow store.
+
+    python -m harness.report [--tracking-uri URI] [--out results/] [--plots]
+        [--format md|latex|csv|term] [--metric best/test_acc] [--group-by init,task ...]
+        [--baseline init=legs] [--experiment ssm-bench ...] [--sweep ID ...] [--tag k=v ...]
+        [--since YYYY-MM-DD] [--status FINISHED ...] [--seeds N] [--published matched|all|none]
+
+Writes `<out>/leaderboard.{md,tex,csv}`, one `<out>/ablation_<keys>.{md,tex,csv}` per `--group-by`,
+`<out>/excluded_runs.csv`, and with `--plots` the figures under `<out>/figures/`; prints the
+tables in the `--format` chosen. User errors exit with status 2 and one line on stderr.
+"""
+
+import argparse
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from common import UserError
+from harness.config import PROJECT_ROOT
+from harness.published import DEFAULT_PUBLISHED_CSV, load_published
+from harness.report_format import RENDERERS, Table, to_csv, to_latex, to_markdown
+from harness.report_load import DEFAULT_EXPERIMENT, RunFilter, dedup, load_runs
+from harness.report_tables import (
+    ablation_table,
+    excluded_table,
+    leaderboard_table,
+    parse_baseline,
+)
+from harness.tracking import resolve_uri
+
+log = logging.getLogger("harness.report")
+STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING", "SCHEDULED")
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--tag {text!r}: write key=value, e.g. init=legs")
+    return key, value
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--since {text!r}: write a date, e.g. 2026-11-23"
+        ) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line options (see the module docstring)."""
+    p = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or results/mlflow.db)"
+    )
+    p.add_argument("--out", type=Path, default=PROJECT_ROOT / "results", help="output folder")
+    p.add_argument("--plots", action="store_true", help="also write figures under <out>/figures")
+    p.add_argument("--format", choices=sorted(RENDERERS), default="term", help="printed format")
+    p.add_argument("--metric", default="best/test_acc", help="MLflow metric to tabulate")
+    p.add_argument(
+        "--group-by",
+        action="append",
+        default=[],
+        help="comma-separated tags or params for an ablation table (repeatable)",
+    )
+    p.add_argument(
+        "--baseline",
+        help="key=value[,key=value]: compare each --group-by table holding these keys with it",
+    )
+    p.add_argument("--experiment", action="append", help=f"default {DEFAULT_EXPERIMENT}")
+    p.add_argument("--sweep", action="append", default=[], help="sweep id (tag sweep)")
+    p.add_argument("--tag", action="append", type=_tag, default=[], help="key=value tag filter")
+    p.add_argument("--since", type=_date, help="only runs started on or after this date")
+    p.add_argument("--status", action="append", choices=STATUSES, default=[], help="run status")
+    p.add_argument("--seeds", type=int, default=1, help="mark cells with fewer seeds than this")
+    p.add_argument("--published", choices=("matched", "all", "none"), default="matched")
+    p.add_argument("--published-file", type=Path, default=DEFAULT_PUBLISHED_CSV)
+    p.add_argument("--runs-dir", type=Path, help="run folders with checkpoints (for --plots)")
+    p.add_argument("--bench-dir", type=Path, default=PROJECT_ROOT / "results" / "bench")
+    p.add_argument("--kernel-len", type=int, default=256, help="kernel length L in the figures")
+    p.add_argument("--basis-state", type=int, default=64, help="state size N of the basis figure")
+    return p
+
+
+def write_table(table: Table, out: Path, excluded: Table | None = None) -> list[Path]:
+    """`<out>/<name>.md`, `.tex`, `.csv`; the excluded runs follow in the Markdown, and as LaTeX
+    comments under the table so they travel with it."""
+    out.mkdir(parents=True, exist_ok=True)
+    md, tex = to_markdown(table), to_latex(table)
+    if excluded is not None and excluded.rows:
+        md += "\n" + to_markdown(excluded)
+        tex += "".join(f"% excluded: {', '.join(r.labels)}\n" for r in excluded.rows)
+    paths = [out / f"{table.name}.{ext}" for ext in ("md", "tex", "csv")]
+    for path, text in zip(paths, (md, tex, to_csv(table)), strict=True):
+        path.write_text(text)
+    return paths
+
+
+def run(args: argparse.Namespace) -> list[Path]:
+    """Load, dedup, tabulate, write and print; returns the files written."""
+    uri = resolve_uri(args.tracking_uri)  # --tracking-uri, else MLFLOW_TRACKING_URI, else default
+    filt = RunFilter(
+        experiments=tuple(args.experiment or [DEFAULT_EXPERIMENT]),
+        sweeps=tuple(args.sweep),
+        tags=dict(args.tag),
+        since=args.since,
+        statuses=tuple(args.status),
+    )
+    result = dedup(load_runs(uri, filt))
+    published = None if args.published == "none" else load_published(args.published_file)
+    tables = [leaderboard_table(result.kept, args.metric, published, args.seeds, args.published)]
+    baseline = parse_baseline(args.baseline)
+    for spec in args.group_by:
+        keys = [k.strip() for k in spec.split(",") if k.strip()]
+        applies = bool(baseline) and set(baseline) <= set(keys)
+        tables.append(
+            ablation_table(result.kept, args.metric, keys, baseline if applies else {}, args.seeds)
+        )
+    if baseline and not any(set(baseline) <= set(t.index) for t in tables[1:]):
+        raise UserError(
+            f"--baseline keys {sorted(baseline)} are not all in any --group-by {args.group_by}"
+        )
+    excluded = excluded_table(result.kept, result.dropped, args.metric)
+    written = []
+    for table in tables:
+        written += write_table(table, args.out, excluded)
+    excluded_csv = args.out / "excluded_runs.csv"
+    excluded_csv.write_text(to_csv(excluded))
+    written.append(excluded_csv)
+    render = RENDERERS[args.format]
+    print("\n".join(render(t) for t in [*tables, excluded] if t.rows or t is tables[0]))
+    if args.plots:
+        from harness.figures import write_figures
+
+        written += write_figures(uri, result.kept, args, published)
+    log.info("wrote %s", ", ".join(str(p) for p in written))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: exit 0, or 2 with `error: <message>` for a user error."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("harness").setLevel(logging.INFO)
+    args = parser().parse_args(argv)
+    try:
+        run(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""A small table model and its four renderings: Markdown, LaTeX (booktabs), CSV and terminal.
+
+Tables are built once (`harness.report_tables`) and rendered by the functions here, so every
+format shows the same numbers. A `Stat` cell is `mean ± std (n)`; `bold` marks the best entry of
+its column and `few_seeds` a cell with fewer seeds than asked (rendered with a dagger).
+"""
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+DAGGER = "†"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean ± sample std over `n` seeds (n None for published numbers, std NaN if unknown)."""
+
+    mean: float
+    std: float = math.nan
+    n: int | None = None
+    bold: bool = False
+    few_seeds: bool = False
+
+
+@dataclass(frozen=True)
+class Num:
+    """A single number with its format, e.g. a difference `+.2f` or a p-value `.3g`."""
+
+    value: float
+    fmt: str = ".2f"
+
+
+Cell = Stat | Num | str | None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: its label cells (one per index column) and its value cells."""
+
+    labels: tuple[str, ...]
+    cells: tuple[Cell, ...]
+    published: bool = False
+
+
+@dataclass
+class Table:
+    """A titled table with index columns, value columns, a caption and notes printed below."""
+
+    name: str
+    title: str
+    index: list[str]
+    columns: list[str]
+    rows: list[Row]
+    caption: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _number(value: float, fmt: str = ".2f") -> str:
+    return "–" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def _stat_text(cell: Stat, pm: str) -> str:
+    text = _number(cell.mean)
+    if math.isfinite(cell.std):
+        text += f"{pm}{_number(cell.std)}"
+    return text
+
+
+def _plain(cell: Cell, pm: str = " ± ", bold: Callable[[str], str] = str) -> str:
+    """A cell as text; Stat cells get their seed count, bold and dagger marks."""
+    if cell is None:
+        return ""
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, Num):
+        return _number(cell.value, cell.fmt)
+    if not math.isfinite(cell.mean):
+        return "–"
+    text = _stat_text(cell, pm)
+    text = bold(text) if cell.bold else text
+    if cell.n is not None:
+        text += f" ({cell.n})"
+    return text + (DAGGER if cell.few_seeds else "")
+
+
+def _published_label(label: str) -> str:
+    return f"{label} (published)"
+
+
+def to_markdown(table: Table) -> str:
+    """GitHub Markdown: a heading, the caption, the table (best in bold), notes as a list."""
+    header = [*table.index, *table.columns]
+    lines = [f"### {table.title}", "", table.caption, ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] * len(table.index) + ["---:"] * len(table.columns)) + "|")
+    for row in table.rows:
+        labels = list(row.labels)
+        if row.published:
+            labels[0] = f"*{_published_label(labels[0])}*"
+        cells = [_plain(c, bold=lambda s: f"**{s}**") for c in row.cells]
+        lines.append("| " + " | ".join([*labels, *cells]) + " |")
+    lines.append("")
+    lines += [f"- {note}" for note in table.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#"}
+_LATEX_ESCAPES |= {"_": r"\_", "{": r"\{", "}": r"\}", "~": r"\~{}", "^": r"\^{}"}
+
+
+_LATEX_SYMBOLS = {DAGGER: r"$^\dagger$", "±": r"$\pm$", "–": "--", "Δ": r"$\Delta$"}
+"""The non-ASCII symbols the tables use, as LaTeX that pdflatex accepts without extra packages."""
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text and spell out `_LATEX_SYMBOLS`."""
+    out = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    for symbol, command in _LATEX_SYMBOLS.items():
+        out = out.replace(symbol, command)
+    return out
+
+
+def _latex_cell(cell: Cell) -> str:
+    if cell is None:
+        return ""
+    if not isinstance(cell, Stat):
+        return latex_escape(_plain(cell))
+    if not math.isfinite(cell.mean):
+        return "--"
+    body = _stat_text(cell, r" \pm ")
+    text = rf"$\mathbf{{{body}}}$" if cell.bold else f"${body}$"
+    if cell.n is not None:
+        text += rf"\,{{\scriptsize ({cell.n})}}"
+    return text + (r"$^\dagger$" if cell.few_seeds else "")
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs `table` float: caption (metric and seeds), label, rules, bold best, notes."""
+    spec = "l" * len(table.index) + "c" * len(table.columns)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_escape(table.caption)}}}",
+        rf"\label{{tab:{table.name}}}",
+        r"\small",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in [*table.index, *table.columns]) + r" \\",
+        r"\midrule",
+    ]
+    previous_published = False
+    for i, row in enumerate(table.rows):
+        if row.published and not previous_published and i > 0:
+            lines.append(r"\midrule")
+        previous_published = row.published
+        labels = [latex_escape(x) for x in row.labels]
+        if row.published:
+            labels[0] = rf"\textit{{{latex_escape(_published_label(row.labels[0]))}}}"
+        lines.append(" & ".join([*labels, *(_latex_cell(c) for c in row.cells)]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.notes:
+        lines += [r"\par\smallskip\footnotesize"]
+        lines += [latex_escape(note) + r"\par" for note in table.notes]
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_frame(table: Table) -> pd.DataFrame:
+    """Machine-readable wide frame, one row per table row.
+
+    A column holding `Stat` cells becomes `<col>_mean`, `<col>_std`, `<col>_n`, `<col>_best`,
+    `<col>_few_seeds`; a `Num` column its value; a text column its text; empty cells are NaN.
+    """
+    stat_cols = {j for row in table.rows for j, c in enumerate(row.cells) if isinstance(c, Stat)}
+    empty = Stat(math.nan)
+    records = []
+    for row in table.rows:
+        record: dict[str, object] = dict(zip(table.index, row.labels, strict=True))
+        record["published"] = row.published
+        for j, (name, cell) in enumerate(zip(table.columns, row.cells, strict=True)):
+            if j in stat_cols:
+                stat = cell if isinstance(cell, Stat) else empty
+                record |= {
+                    f"{name}_mean": stat.mean,
+                    f"{name}_std": stat.std,
+                    f"{name}_n": stat.n,
+                    f"{name}_best": stat.bold,
+                    f"{name}_few_seeds": stat.few_seeds,
+                }
+            else:
+                record[name] = cell.value if isinstance(cell, Num) else cell
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    for j in stat_cols:
+        frame[f"{table.columns[j]}_n"] = frame[f"{table.columns[j]}_n"].astype("Int64")
+    return frame
+
+
+def to_csv(table: Table) -> str:
+    """`to_frame` as CSV text."""
+    buffer = io.StringIO()
+    to_frame(table).to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def to_terminal(table: Table) -> str:
+    """Aligned plain text for a terminal: best cells wrapped in `*`, notes below."""
+    header = [*table.index, *table.columns]
+    body = []
+    for row in table.rows:
+        labels = list(row.labels)
+        if row.published:
+            labels[0] = _published_label(labels[0])
+        body.append([*labels, *(_plain(c, bold=lambda s: f"*{s}*") for c in row.cells)])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    n_index = len(table.index)
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            c.ljust(w) if i < n_index else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "-" * len(line(header))
+    out = [table.title, table.caption, rule, line(header), rule, *map(line, body), rule]
+    out += [f"  {note}" for note in table.notes]
+    return "\n".join(out) + "\n"
+
+
+RENDERERS: dict[str, Callable[[Table], str]] = {
+    "md": to_markdown,
+    "latex": to_latex,
+    "csv": to_csv,
+    "term": to_terminal,
+}
+"""`--format` name -> renderer."""

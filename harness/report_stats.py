@@ -1,0 +1,120 @@
+"""Statistics over seeds: per-group mean, sample std and count, LRA average, baseline tests.
+
+Conventions (stated in every table caption): the spread is the sample standard deviation
+(`ddof=1`, NaN for a single seed); accuracies are reported in percent; only FINISHED runs with a
+finite value of the metric enter the statistics.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from harness.report_load import metric_column
+
+LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
+"""The six Long Range Arena tasks, in the papers' column order."""
+
+
+def ordered_tasks(tasks) -> list[str]:
+    """Distinct task names: the LRA tasks first in the papers' order, then the others sorted."""
+    names = set(tasks)
+    return [t for t in LRA_TASKS if t in names] + sorted(names - set(LRA_TASKS))
+
+
+def is_accuracy(metric: str) -> bool:
+    """Accuracies (`best/test_acc`, `val/acc`) are logged as fractions and shown in percent."""
+    return metric.rsplit("/", 1)[-1].endswith("acc")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Losses and times are better low; everything else (accuracies, throughput) high."""
+    name = metric.rsplit("/", 1)[-1]
+    return not any(word in name for word in ("loss", "time", "mem"))
+
+
+def metric_values(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """The metric per run as float, x100 for accuracies; NaN for runs that are not FINISHED.
+
+    A metric no run logs is an unknown name (`UserError`) when some run FINISHED; when none did
+    (every run failed early) all values are NaN, so the tables still list the failures.
+    """
+    if f"metrics.{metric}" not in runs.columns and not (runs["status"] == "FINISHED").any():
+        return pd.Series(math.nan, index=runs.index)
+    values = pd.to_numeric(runs[metric_column(runs, metric)], errors="coerce").astype(float)
+    values = values * 100.0 if is_accuracy(metric) else values
+    return values.where(runs["status"] == "FINISHED")
+
+
+def summarize(runs: pd.DataFrame, values: pd.Series, keys: list[str]) -> pd.DataFrame:
+    """Mean, sample std (ddof=1), count and seeds of `values` per combination of `keys` columns.
+
+    Returns one row per group with at least one finite value: the key columns, then `mean`,
+    `std` (NaN when n = 1), `n`, `seeds` (tuple, sorted like `values`) and `values` (tuple).
+    """
+    frame = runs[keys].copy()
+    frame["_value"] = values
+    frame["_seed"] = runs["seed"]
+    frame = frame[np.isfinite(frame["_value"])].sort_values("_seed")
+    rows = []
+    for group, part in frame.groupby(keys, sort=True, dropna=False):
+        group = group if isinstance(group, tuple) else (group,)
+        vals = part["_value"].to_numpy(dtype=float)
+        rows.append(
+            {
+                **dict(zip(keys, group, strict=True)),
+                "mean": float(vals.mean()),
+                "std": float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
+                "n": len(vals),
+                "seeds": tuple(part["_seed"].tolist()),
+                "values": tuple(vals.tolist()),
+            }
+        )
+    columns = [*keys, "mean", "std", "n", "seeds", "values"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def lra_average(means: pd.DataFrame) -> pd.Series:
+    """Mean over the six LRA task columns of a (rows x tasks) frame of means.
+
+    Only complete rows get a value (all six tasks present and finite); the others are NaN, so an
+    average never silently mixes a different set of tasks.
+    """
+    present = [t for t in LRA_TASKS if t in means.columns]
+    if len(present) < len(LRA_TASKS):
+        return pd.Series(math.nan, index=means.index)
+    block = means[list(LRA_TASKS)].astype(float)
+    return block.mean(axis=1).where(block.notna().all(axis=1))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A group against its baseline: difference of means and the test that was possible."""
+
+    diff: float
+    test: str
+    p_value: float
+
+
+def compare(values: pd.Series, baseline: pd.Series) -> Comparison:
+    """Difference of means (`values` - `baseline`) and a two-sided t-test.
+
+    Both series are indexed by seed. When both groups hold the same set of unique seeds (n >= 2),
+    the test is paired on matched seeds (`scipy.stats.ttest_rel`); otherwise Welch's unequal-
+    variance t-test (`ttest_ind(equal_var=False)`) if each group has n >= 2; else no test.
+    """
+    diff = float(values.mean() - baseline.mean())
+    same_seeds = (
+        values.index.is_unique
+        and baseline.index.is_unique
+        and set(values.index) == set(baseline.index)
+    )
+    if same_seeds and len(values) >= 2:
+        p = stats.ttest_rel(values.sort_index(), baseline.sort_index()).pvalue
+        return Comparison(diff, "paired t", float(p))
+    if len(values) >= 2 and len(baseline) >= 2:
+        p = stats.ttest_ind(values, baseline, equal_var=False).pvalue
+        return Comparison(diff, "Welch t", float(p))
+    return Comparison(diff, "none (n<2)", math.nan)

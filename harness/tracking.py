@@ -1,0 +1,197 @@
+"""MLflow tracking: where the store is, creating it safely, and the client side of one run.
+
+The default store is a SQLite file inside the project (`results/mlflow.db`, artifacts in
+`results/mlartifacts`), never relative to the working directory. `tracking.uri` in the config, or
+else `MLFLOW_TRACKING_URI`, points at any other MLflow store (a tracking server on a cluster).
+
+Facts this module is built around (mlflow 3.17.2): processes that create a fresh SQLite store at the
+same moment crash in table setup, and processes that race to create an experiment put runs in the
+Default experiment. So `prepare_store` creates the store and the experiment under an exclusive file
+lock, the launching process calls it before any job starts (`harness.callbacks`), and every run is
+created with an explicit experiment id. SQLite answers "database is locked" under many concurrent
+writers; every call here is retried with exponential backoff.
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+from common import UserError
+from harness.config import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SQLITE_PREFIX = "sqlite:///"
+RETRY_ATTEMPTS = 12
+RETRY_FIRST_WAIT_S = 0.1
+RETRY_MAX_WAIT_S = 5.0
+_TRANSIENT_MARKERS = ("database is locked", "database table is locked", "OperationalError")
+# MLflow's per-request limits (mlflow.utils.validation).
+MAX_PARAMS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+
+
+def default_tracking_uri() -> str:
+    """`sqlite:///<project root>/results/mlflow.db`."""
+    return f"{SQLITE_PREFIX}{PROJECT_ROOT / 'results' / 'mlflow.db'}"
+
+
+def resolve_uri(configured: str | None) -> str:
+    """The store to use: `tracking.uri` if set, else `MLFLOW_TRACKING_URI`, else the default."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI, or None for any other store."""
+    return Path(uri[len(SQLITE_PREFIX) :]) if uri.startswith(SQLITE_PREFIX) else None
+
+
+def artifact_location(uri: str) -> str | None:
+    """A SQLite store keeps its artifacts beside it in `mlartifacts/`; other stores decide."""
+    db = sqlite_path(uri)
+    return str(db.parent / "mlartifacts") if db is not None else None
+
+
+def _is_transient(error: BaseException) -> bool:
+    text = f"{type(error).__name__}: {error}"
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def with_retries(call: Callable[..., T], *args, **kwargs) -> T:
+    """Run `call`, retrying with jittered exponential backoff while the store reports contention."""
+    wait = RETRY_FIRST_WAIT_S
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if attempt == RETRY_ATTEMPTS or not _is_transient(error):
+                raise
+            log.debug("tracking store busy (%s); retry %d in %.2fs", error, attempt, wait)
+            time.sleep(wait * (1.0 + random.random()))
+            wait = min(2.0 * wait, RETRY_MAX_WAIT_S)
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock for creating a SQLite store (`<db>.lock` beside it); no-op for servers."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_supported(uri: str) -> None:
+    scheme = uri.split(":", 1)[0] if "://" in uri else ""
+    if scheme in ("", "file") and not os.environ.get("MLFLOW_ALLOW_FILE_STORE"):
+        raise UserError(
+            f"tracking.uri {uri!r} is an MLflow file store, which mlflow 3 refuses; use a SQLite "
+            "store such as 'sqlite:////abs/path/mlflow.db' (or set MLFLOW_ALLOW_FILE_STORE=true)"
+        )
+
+
+def prepare_store(uri: str, experiment: str) -> str:
+    """Create the store and the experiment if missing (idempotent, safe in parallel) -> its id."""
+    _check_supported(uri)
+    with _store_lock(uri):
+        client = with_retries(MlflowClient, tracking_uri=uri)
+        found = with_retries(client.get_experiment_by_name, experiment)
+        if found is None:
+            try:
+                return with_retries(
+                    client.create_experiment, experiment, artifact_location=artifact_location(uri)
+                )
+            except MlflowException:
+                # A server store without our lock: someone else created it first.
+                found = with_retries(client.get_experiment_by_name, experiment)
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            raise UserError(
+                f"MLflow experiment {experiment!r} in {uri} is deleted; restore it with "
+                f"`mlflow experiments restore --experiment-id {found.experiment_id}` or set "
+                "tracking.experiment to another name"
+            )
+        return found.experiment_id
+
+
+def run_status(uri: str, run_id: str) -> str | None:
+    """MLflow status of a run (`RUNNING`, `FINISHED`, `FAILED`, `KILLED`, ...), None if gone."""
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = with_retries(client.get_run, run_id)
+    except MlflowException:
+        return None
+    return None if run.info.lifecycle_stage == "deleted" else run.info.status
+
+
+class TrackedRun:
+    """One MLflow run, written through a client with retries (only rank 0 holds one)."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri = uri
+        self.run_id = run_id
+        self.client = MlflowClient(tracking_uri=uri)
+
+    @classmethod
+    def create(cls, uri: str, experiment_id: str, name: str, tags: dict[str, str]) -> "TrackedRun":
+        """Start a new run in `experiment_id` (explicit: never the Default experiment)."""
+        client = MlflowClient(tracking_uri=uri)
+        run = with_retries(client.create_run, experiment_id, tags=tags, run_name=name)
+        return cls(uri, run.info.run_id)
+
+    def reopen(self) -> None:
+        """Mark a resumed run RUNNING again."""
+        with_retries(self.client.update_run, self.run_id, status="RUNNING")
+
+    def tag(self, key: str) -> str | None:
+        """The current value of one tag, None when unset."""
+        return with_retries(self.client.get_run, self.run_id).data.tags.get(key)
+
+    def log_params(self, params: dict[str, str]) -> None:
+        items = [Param(key, value) for key, value in sorted(params.items())]
+        for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            chunk = items[start : start + MAX_PARAMS_PER_BATCH]
+            with_retries(self.client.log_batch, self.run_id, params=chunk)
+
+    def set_tags(self, tags: dict[str, object]) -> None:
+        items = [RunTag(key, str(value)) for key, value in sorted(tags.items())]
+        for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+            chunk = items[start : start + MAX_PARAMS_PER_BATCH]
+            with_retries(self.client.log_batch, self.run_id, tags=chunk)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Log several metrics at one optimizer step in a single request."""
+        stamp = int(time.time() * 1000)
+        items = [Metric(key, float(value), stamp, step) for key, value in sorted(metrics.items())]
+        for start in range(0, len(items), MAX_METRICS_PER_BATCH):
+            chunk = items[start : start + MAX_METRICS_PER_BATCH]
+            with_retries(self.client.log_batch, self.run_id, metrics=chunk)
+
+    def log_artifact(self, path: Path) -> None:
+        with_retries(self.client.log_artifact, self.run_id, str(path))
+
+    def end(self, status: str, reason: str | None = None) -> None:
+        """Terminate as FINISHED, FAILED or KILLED; `reason` goes to the `status_reason` tag."""
+        if reason is not None:
+            self.set_tags({"status_reason": reason})
+        with_retries(self.client.set_terminated, self.run_id, status=status)

@@ -1,0 +1,442 @@
+"""The training loop (plain PyTorch): optimizer, schedule, evaluation, checkpoints, metrics.
+
+One optimizer step consumes `trainer.grad_accum` loader batches (the last step of an epoch may
+take fewer). Metrics are logged at optimizer steps (`step`, counted from 1):
+- every `trainer.log_every` steps, window means: `train/loss`, `train/acc`, `lr/<group>`,
+  `perf/samples_per_s`, `perf/peak_mem_gb` (CUDA);
+- at each evaluation (every epoch, or every `trainer.eval_every_steps`): `val/*`, `test/*`,
+  `epoch` (fractional inside an epoch).
+The reported test score is the test score at the best validation evaluation (`val/acc` highest,
+or `val/loss` lowest for regression). Losses stay on the device between log windows; a window's
+per-step losses are checked at its end, and a non-finite one raises `NonFiniteLoss` naming the step.
+"""
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+import models
+from common import UserError
+from harness import checkpoint, distributed, metrics
+from harness.distributed import DistContext
+
+log = logging.getLogger(__name__)
+
+SCHEDULERS = ("cosine", "constant", "plateau")
+PRECISIONS = ("fp32", "bf16")
+LogFn = Callable[[dict[str, float], int], None]
+
+
+class NonFiniteLoss(Exception):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int):
+        super().__init__(f"non-finite loss at step {step}")
+        self.step = step
+
+
+def build_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.AdamW:
+    """AdamW over `models.param_groups` (SSM parameters keep their own lr and weight decay 0)."""
+    if cfg.name != "adamw":
+        raise UserError(f"optimizer.name={cfg.name!r} is not supported; use optimizer=adamw")
+    groups = models.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
+    )
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """LR factor: linear warmup `step / warmup`, then a half cosine from 1 to `min_ratio`.
+
+    f(s) = s / W for s < W;  f(s) = r + (1 - r) (1 + cos(pi p)) / 2, p = min(1, (s - W) / (T - W)).
+    """
+    if step < warmup:
+        return step / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class Schedule:
+    """The learning-rate schedule: stepped per optimizer step, and (plateau) per evaluation."""
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, cfg: DictConfig, total_steps: int, mode: str
+    ):
+        self.name = cfg.name
+        if self.name not in SCHEDULERS:
+            raise UserError(f"scheduler.name={self.name!r} is not one of {', '.join(SCHEDULERS)}")
+        if self.name == "plateau":
+            self.impl = ReduceLROnPlateau(
+                optimizer, mode=mode, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr
+            )
+            return
+        warmup = int(cfg.warmup_steps)
+        if self.name == "cosine":
+            total = int(cfg.total_steps) if cfg.total_steps is not None else total_steps
+            min_ratio = float(cfg.min_lr_ratio)
+            self.impl = LambdaLR(optimizer, lambda s: warmup_cosine(s, warmup, total, min_ratio))
+        else:
+            self.impl = LambdaLR(optimizer, lambda s: min(1.0, s / warmup) if warmup else 1.0)
+
+    def after_step(self) -> None:
+        if self.name != "plateau":
+            self.impl.step()
+
+    def after_eval(self, monitored: float) -> None:
+        if self.name == "plateau":
+            self.impl.step(monitored)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.impl.state_dict()
+
+    def _wall_s(self) -> float:
+        """Wall time of `fit` so far, summed over every resumed segment of the run."""
+        return self.counters["wall_s"] + time.perf_counter() - self._fit_t0
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.impl.load_state_dict(state)
+
+
+def _progress_enabled(setting: str | bool) -> bool:
+    if setting == "auto":
+        return sys.stderr.isatty() and not os.environ.get("CI")
+    return bool(setting)
+
+
+class Trainer:
+    """Trains one model on one task; rank 0 logs through `log_fn` and writes checkpoints."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: tuple[Dataset, Dataset, Dataset],
+        objective: str,
+        cfg: DictConfig,
+        ctx: DistContext,
+        run_dir: Path,
+        log_fn: LogFn,
+        signals: checkpoint.StopSignals,
+        checkpoint_extra: dict[str, Any],
+    ):
+        self.t = cfg.trainer
+        if self.t.precision not in PRECISIONS:
+            raise UserError(
+                f"trainer.precision={self.t.precision!r} is not one of {', '.join(PRECISIONS)}"
+            )
+        self.cfg, self.ctx, self.objective = cfg, ctx, objective
+        self.run_dir, self.log_fn, self.signals = run_dir, log_fn, signals
+        self.checkpoint_extra = checkpoint_extra
+        self.module = model.to(ctx.device)
+        self.model = distributed.wrap(self.module, ctx)
+        self.optimizer = build_optimizer(self.module, cfg.optimizer)
+        train, val, test = splits
+        self.batch_size = int(self.t.batch_size)
+        self.accum = int(self.t.grad_accum)
+        self.train_sampler = distributed.sampler(
+            train, ctx, shuffle=True, seed=int(cfg.seed), batch_size=self.batch_size
+        )
+        self.train_loader = self._loader(train, self.train_sampler, self.batch_size)
+        eval_batch = int(self.t.eval_batch_size or self.batch_size)
+        self.eval_loaders = {
+            name: self._loader(ds, distributed.eval_sampler(ds, ctx), eval_batch)
+            for name, ds in (("val", val), ("test", test))
+        }
+        self.batches_per_epoch = math.ceil(len(self.train_sampler) / self.batch_size)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.accum)
+        self.planned_steps = self._planned_steps()
+        mode = "max" if objective == "classification" else "min"
+        self.schedule = Schedule(self.optimizer, cfg.scheduler, self.planned_steps, mode)
+        # The validation score that picks the best evaluation: accuracy up, or loss down.
+        self.monitor = "val/acc" if objective == "classification" else "val/loss"
+        self.autocast = self.t.precision == "bf16" and ctx.device.type == "cuda"
+        if self.t.precision == "bf16" and not self.autocast:
+            log.warning("trainer.precision=bf16 needs CUDA; training in fp32 on %s", ctx.device)
+        # Position and history (all saved in checkpoints).
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best: dict[str, Any] = {"metrics": {}, "step": None, "evals_since_best": 0}
+        self.last_eval_step: int | None = None
+        self.counters = {
+            "wall_s": 0.0,
+            "train_s": 0.0,
+            "samples": 0,
+            "data_s": 0.0,
+            "log_s": 0.0,
+            "ckpt_s": 0.0,
+        }
+        self._fit_t0 = time.perf_counter()
+        self._reset_window()
+
+    # ----------------------------------------------------------------------------- set-up
+    def _loader(
+        self, dataset: Dataset, sampler: distributed.ShardedSampler, batch: int
+    ) -> DataLoader:
+        # The loader's own generator keeps iterator creation from drawing on the global RNG.
+        return DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=sampler,
+            num_workers=int(self.t.num_workers),
+            pin_memory=bool(self.t.pin_memory) and self.ctx.device.type == "cuda",
+            generator=torch.Generator().manual_seed(int(self.cfg.seed)),
+        )
+
+    def _planned_steps(self) -> int:
+        by_epochs = int(self.t.max_epochs) * self.steps_per_epoch
+        return min(by_epochs, int(self.t.max_steps)) if self.t.max_steps else by_epochs
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint dict (see `harness.checkpoint`)."""
+        return {
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best,
+            "last_eval_step": self.last_eval_step,
+            "counters": {**self.counters, "wall_s": self._wall_s()},
+            **self.checkpoint_extra,
+        }
+
+    def _wall_s(self) -> float:
+        """Wall time of `fit` so far, summed over every resumed segment of the run."""
+        return self.counters["wall_s"] + time.perf_counter() - self._fit_t0
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by `state_dict` (call before `fit`)."""
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["scheduler"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        self.best, self.last_eval_step = state["best"], state["last_eval_step"]
+        self.counters = dict(state["counters"])
+        checkpoint.set_rng_state(state["rng"])
+        log.info(
+            "resumed at step %d (epoch %d, batch %d)", self.step, self.epoch, self.batch_in_epoch
+        )
+
+    # ----------------------------------------------------------------------------- metrics
+    def _reset_window(self) -> None:
+        self.window_losses: list[torch.Tensor] = []
+        self.window_stats = torch.zeros(3, dtype=torch.float64, device=self.ctx.device)
+        self.window_samples = 0
+        self.window_t0 = time.perf_counter()
+
+    def _flush(self, bar: tqdm) -> None:
+        """End the log window: check its losses are finite, log its means (one sync)."""
+        if not self.window_losses:
+            return
+        t0 = time.perf_counter()
+        losses = distributed.all_reduce_sum(torch.stack(self.window_losses), self.ctx).cpu()
+        stats = distributed.all_reduce_sum(self.window_stats, self.ctx).cpu()
+        first_step = self.step - len(self.window_losses) + 1
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            raise NonFiniteLoss(first_step + int(bad[0, 0]))
+        elapsed = max(time.perf_counter() - self.window_t0, 1e-9)
+        values = metrics.summarize(stats, self.objective, "train")
+        for group in self.optimizer.param_groups:
+            values[f"lr/{group['name']}"] = group["lr"]
+        values["perf/samples_per_s"] = self.window_samples * self.ctx.world_size / elapsed
+        if self.ctx.device.type == "cuda":
+            values["perf/peak_mem_gb"] = torch.cuda.max_memory_allocated(self.ctx.device) / 1e9
+        if self.ctx.is_main:
+            self.log_fn(values, self.step)
+            postfix = {
+                "loss": f"{values['train/loss']:.4f}",
+                "samples/s": f"{values['perf/samples_per_s']:.0f}",
+            }
+            if "train/acc" in values:
+                postfix["acc"] = f"{values['train/acc']:.3f}"
+            bar.set_postfix(postfix, refresh=False)
+        self._reset_window()
+        self.counters["log_s"] += time.perf_counter() - t0
+
+    @torch.no_grad()
+    def _evaluate_split(self, loader: DataLoader) -> torch.Tensor:
+        stats = torch.zeros(3, dtype=torch.float64, device=self.ctx.device)
+        for x, y in loader:
+            x = x.to(self.ctx.device, non_blocking=True)
+            y = y.to(self.ctx.device, non_blocking=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+                output = self.module(x)
+            loss = metrics.batch_loss(self.objective, output, y)
+            stats += metrics.batch_stats(self.objective, loss, output, y)
+        return distributed.all_reduce_sum(stats, self.ctx).cpu()
+
+    def _improves(self, monitored: float) -> bool:
+        previous = self.best["metrics"].get(self.monitor)
+        if previous is None:
+            return True
+        return monitored > previous if self.monitor == "val/acc" else monitored < previous
+
+    def evaluate(self) -> dict[str, float]:
+        """Val and test metrics now; updates the best-validation record and the plateau schedule."""
+        self.module.eval()
+        values: dict[str, float] = {}
+        for name, loader in self.eval_loaders.items():
+            values.update(metrics.summarize(self._evaluate_split(loader), self.objective, name))
+        self.module.train()
+        values["epoch"] = self.epoch + self.batch_in_epoch / max(self.batches_per_epoch, 1)
+        monitored = values[self.monitor]
+        if self._improves(monitored):
+            kept = {k: v for k, v in values.items() if k.startswith(("val/", "test/"))}
+            self.best = {"metrics": kept, "step": self.step, "evals_since_best": 0}
+            if self.ctx.is_main:
+                checkpoint.save_atomic(
+                    self.module.state_dict(), self.run_dir / checkpoint.MODEL_BEST
+                )
+        else:
+            self.best["evals_since_best"] += 1
+        self.schedule.after_eval(monitored)
+        self.last_eval_step = self.step
+        if self.ctx.is_main:
+            self.log_fn(values, self.step)
+        log.info("step %d: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
+        return values
+
+    # ----------------------------------------------------------------------------- loop
+    def save_checkpoint(self, bar: tqdm) -> None:
+        self._flush(bar)
+        if self.ctx.is_main:
+            t0 = time.perf_counter()
+            checkpoint.save_atomic(self.state_dict(), self.run_dir / checkpoint.CHECKPOINT)
+            self.counters["ckpt_s"] += time.perf_counter() - t0
+
+    def _stop_requested(self) -> bool:
+        if self.ctx.world_size == 1:
+            return self.signals.requested
+        flag = torch.tensor([1.0 if self.signals.requested else 0.0], device=self.ctx.device)
+        if distributed.all_reduce_sum(flag, self.ctx).item() > 0 and not self.signals.requested:
+            self.signals.signum = signal.SIGTERM  # another rank was signalled
+        return self.signals.requested
+
+    def _done(self) -> bool:
+        patience = self.t.early_stopping_patience
+        stopped_early = patience is not None and self.best["evals_since_best"] >= int(patience)
+        return self.step >= self.planned_steps or stopped_early
+
+    def _micro_step(self, x: torch.Tensor, y: torch.Tensor, scale: float, sync: bool) -> None:
+        """Forward and backward of one loader batch; gradients accumulate, scaled by `scale`."""
+        no_sync = getattr(self.model, "no_sync", None)
+        context = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
+        with context:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+                output = self.model(x)
+            loss = metrics.batch_loss(self.objective, output, y)
+            if self.t.inject_nan_at_step is not None and self.step + 1 == int(
+                self.t.inject_nan_at_step
+            ):
+                loss = loss * float("nan")  # test hook: force a non-finite loss at this step
+            (loss * scale).backward()
+        self.step_loss = self.step_loss + loss.detach().float() * scale
+        self.window_stats += metrics.batch_stats(self.objective, loss, output, y)
+        self.window_samples += len(y)
+
+    def _optimizer_step(self) -> None:
+        if self.t.grad_clip:
+            nn.utils.clip_grad_norm_(self.module.parameters(), float(self.t.grad_clip))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.after_step()
+        self.step += 1
+        self.window_losses.append(self.step_loss)
+
+    def fit(self) -> dict[str, float]:
+        """Train until `max_epochs`, `max_steps` or early stopping; returns the final summary."""
+        self._fit_t0 = time.perf_counter()
+        if self.step == 0 and self.ctx.is_main:
+            checkpoint.save_atomic(self.module.state_dict(), self.run_dir / checkpoint.MODEL_INIT)
+        self.module.train()
+        bar = tqdm(
+            total=self.planned_steps,
+            initial=self.step,
+            desc="train",
+            disable=not (self.ctx.is_main and _progress_enabled(self.t.progress)),
+            dynamic_ncols=True,
+        )
+        eval_every = self.t.eval_every_steps
+        with bar:
+            while not self._done() and self.epoch < int(self.t.max_epochs):
+                self._train_epoch(bar, eval_every)
+                if self._done():
+                    break
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                if eval_every is None:
+                    self.evaluate()
+            self._flush(bar)
+            if self.last_eval_step != self.step:
+                self.evaluate()
+            self.save_checkpoint(bar)
+        return self.summary()
+
+    def _train_epoch(self, bar: tqdm, eval_every: int | None) -> None:
+        """Run the rest of the current epoch from `batch_in_epoch`, stopping early when done."""
+        self.train_sampler.set_epoch(self.epoch, self.batch_in_epoch)
+        n = self.batches_per_epoch
+        self.step_loss = torch.zeros((), device=self.ctx.device)
+        t_data = time.perf_counter()
+        for i, (x, y) in enumerate(self.train_loader, start=self.batch_in_epoch):
+            t_got = time.perf_counter()
+            self.counters["data_s"] += t_got - t_data
+            group_start = (i // self.accum) * self.accum
+            group_size = min(self.accum, n - group_start)
+            last_in_group = i + 1 == group_start + group_size
+            x = x.to(self.ctx.device, non_blocking=True)
+            y = y.to(self.ctx.device, non_blocking=True)
+            self._micro_step(x, y, 1.0 / group_size, sync=last_in_group)
+            self.counters["samples"] += len(y) * self.ctx.world_size
+            if last_in_group:
+                self._optimizer_step()
+                self.batch_in_epoch = i + 1
+                self.step_loss = torch.zeros((), device=self.ctx.device)
+                bar.update(1)
+                self.counters["train_s"] += time.perf_counter() - t_got
+                if self.step % int(self.t.log_every) == 0:
+                    self._flush(bar)
+                if eval_every is not None and self.step % int(eval_every) == 0:
+                    self._flush(bar)
+                    self.evaluate()
+                if self.step % int(self.t.checkpoint_every) == 0:
+                    self.save_checkpoint(bar)
+                if self._stop_requested():
+                    self.save_checkpoint(bar)
+                    self.signals.dispatch()
+                if self._done():
+                    return
+            else:
+                self.counters["train_s"] += time.perf_counter() - t_got
+            t_data = time.perf_counter()
+
+    def summary(self) -> dict[str, float]:
+        """Final metrics: `best/*` (test at the best validation), step, wall time, throughput."""
+        out = {f"best/{k.replace('/', '_')}": v for k, v in self.best["metrics"].items()}
+        out["best/step"] = float(self.best["step"] if self.best["step"] is not None else self.step)
+        c = self.counters
+        busy_s = c["train_s"] + c["data_s"]
+        overhead_s = c["data_s"] + c["log_s"] + c["ckpt_s"]
+        out["wall_time_s"] = self._wall_s()
+        out["perf/mean_samples_per_s"] = c["samples"] / max(busy_s, 1e-9)
+        out["perf/step_s"] = c["train_s"] / max(self.step, 1)
+        # Time spent waiting for batches, logging and checkpointing, over the training loop's
+        # time (evaluation excluded); on CUDA, queued GPU work is waited for in the log windows.
+        out["perf/overhead_fraction"] = overhead_s / max(c["train_s"] + overhead_s, 1e-9)
+        out["step"] = float(self.step)
+        return out

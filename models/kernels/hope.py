@@ -1,0 +1,90 @@
+"""HOPE kernel: a Hankel operator given by complex Markov parameters, sampled on a warped circle.
+
+HOPE paper (arXiv 2405.13975) and its code (AnnanYu/HOPE-SSM, models/s4/HOPE_SSM.py): per channel,
+Markov parameters h_1..h_M (M = d_state / 2) and a timescale dt define the transfer function
+G(s) = sum_j h_j s^-j. It is sampled at the images of the roots of unity under the Moebius map
+
+    s_k = ((1 + dt) w_k + dt - 1) / ((dt - 1) w_k + dt + 1),   w_k = exp(2 pi i k / n),
+
+which maps the unit circle onto itself (bilinear transform with step dt), and the samples are used
+as the frequency response of an FFT convolution: y = Re(ifft(fft(u) * G)). Since u is real, this
+is the convolution of u with the real kernel Re(ifft(G)), which `forward` returns.
+
+Modes (`mode`):
+  circular       the causal revision of the reference: n = L samples, an L-point circular
+                 convolution (the response wraps around: late inputs leak into early outputs).
+  linear         n = 2L samples; the kernel is the first L taps of Re(ifft(G)) and the convolution
+                 is zero-padded to 2L, so it is strictly causal.
+  bidirectional  the later revision of the reference: two sets of (h, dt); G_1 at n = ceil(L/2)
+                 points and G_2 at n = floor(L/2) points give the L-point response
+                 [G_1, reverse(G_2)] (for even L exactly the reference), used circularly.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from models.kernels import ops
+from models.kernels.params import as_complex_param_data, log_uniform_dt, ssm_parameter
+
+MODES = ("circular", "linear", "bidirectional")
+
+
+def moebius_nodes(dt: Tensor, n: int) -> Tensor:
+    """(..., n) complex points s_k on the unit circle for dt (...,) (see the module docstring)."""
+    k = torch.arange(n, dtype=torch.float64, device=dt.device)
+    w = torch.polar(torch.ones_like(k), 2 * math.pi * k / n).to(dt.dtype)  # (n,) roots of unity
+    d = dt.unsqueeze(-1)  # (..., 1)
+    return ((1 + d) * w + d - 1) / ((d - 1) * w + d + 1)  # (..., n)
+
+
+class HopeKernel(nn.Module):
+    """HOPE convolution kernel; `forward(L)` -> (C, H, L) real.
+
+    Parameters (both SSM parameters: own lr, weight decay 0): log_dt (S, H) and the Markov
+    parameters `markov` (S, H, M) complex (stored as a real view), S = 2 for mode
+    "bidirectional" or a two-sided linear layer, else 1. `freeze_A` freezes the Markov parameters.
+    """
+
+    def __init__(
+        self,
+        markov: np.ndarray,
+        mode: str,
+        two_sided: bool,
+        dt_min: float,
+        dt_max: float,
+        lr: float,
+        freeze_A: bool,
+    ):
+        """markov (S, H, M) complex initial Markov parameters; two_sided: layer bidirectional."""
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        S, H, _ = markov.shape
+        self.mode, self.H = mode, H
+        self.circular = mode != "linear"
+        self.channels = 2 if two_sided else 1
+        self.log_dt = ssm_parameter(log_uniform_dt((S, H), dt_min, dt_max), lr)
+        self.markov = ssm_parameter(as_complex_param_data(markov), lr, freeze_A)
+
+    def _response(self, n: int, sets: slice = slice(None)) -> Tensor:
+        """G of the parameter sets `sets` at their n Moebius nodes, (S', H, n) complex."""
+        h = torch.view_as_complex(self.markov)[sets]  # (S', H, M)
+        s = moebius_nodes(torch.exp(self.log_dt[sets]).to(h.dtype), n)  # (S', H, n)
+        G = ops.markov_response(h.flatten(0, 1), s.flatten(0, 1))  # (S' * H, n)
+        return G.view(*h.shape[:2], n)
+
+    def frequency_response(self, L: int) -> Tensor:
+        """(C, H, L') complex samples the convolution uses; L' = 2L for mode linear, else L."""
+        if self.mode == "circular":
+            return self._response(L)
+        if self.mode == "linear":
+            return self._response(2 * L)
+        G1 = self._response((L + 1) // 2, slice(0, 1))  # (1, H, ceil(L/2))
+        G2 = self._response(L // 2, slice(1, 2))  # (1, H, floor(L/2))
+        return torch.cat([G1, G2.flip(-1)], dim=-1)  # (1, H, L)
+
+    def forward(self, L: int) -> Tensor:
+        return torch.fft.ifft(self.frequency_response(L)).real[..., :L]  # (C, H, L)

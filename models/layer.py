@@ -1,0 +1,119 @@
+"""The SSM layer: FFT convolution with a kernel, D skip, activation, dropout, GLU output projection.
+
+As the S4 reference block (state-spaces/s4 `FFTConv` + `S4Block`), per channel h:
+
+    y = act(k * u + D u),   out = GLU(W y + b)  (W: Linear(H, 2H)),
+
+where `*` is a linear convolution zero-padded to 2L (causal), or for a bidirectional layer the
+sum of a causal kernel k0 and a second kernel k1 run on the reversed sequence and shifted by one
+step, y_t = sum_{s<=t} k0[t-s] u_s + sum_{s>t} k1[s-t-1] u_s (the reference's padding layout).
+HOPE's circular modes use an L-point circular convolution instead (see `models.kernels.hope`).
+Under autocast the kernel and the convolution run in float32 and the result is cast back.
+
+Shapes: input and output (B, L, H).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from common import UserError
+from models.kernels.params import Recurrence, SSMMatrices
+
+ACTIVATIONS = {
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "identity": nn.Identity,
+}
+
+
+def fft_conv(u: Tensor, k: Tensor, circular: bool) -> Tensor:
+    """Convolve u (B, H, L) with the kernel k (C, H, L), C in {1, 2}, -> (B, H, L).
+
+    circular: y = irfft(rfft(u) rfft(k0)) on L points. Otherwise linear (zero-padded to 2L), with
+    the second channel, if any, applied anti-causally as described in the module docstring.
+    """
+    L = u.shape[-1]
+    if circular:
+        return torch.fft.irfft(torch.fft.rfft(u, n=L) * torch.fft.rfft(k[0], n=L), n=L)
+    two_sided = F.pad(k[0], (0, L))  # (H, 2L)
+    if k.shape[0] == 2:
+        two_sided = two_sided + F.pad(k[1].flip(-1), (L, 0))
+    y = torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(two_sided, n=2 * L), n=2 * L)
+    return y[..., :L]  # (B, H, L)
+
+
+class SSMLayer(nn.Module):
+    """One SSM layer around a kernel module (`models.kernels`); input and output (B, L, H)."""
+
+    def __init__(
+        self, ssm: nn.Module, d_model: int, bidirectional: bool, dropout: float, activation: str
+    ):
+        super().__init__()
+        self.ssm = ssm
+        self.d_model = d_model
+        self.bidirectional = bidirectional
+        self.D = nn.Parameter(torch.randn(d_model))  # skip term, N(0, 1) as the reference
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout)
+        self.output_linear = nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.GLU(dim=-1))
+        self._recurrence: Recurrence | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, L, H) -> (B, L, H)."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            u = x.transpose(-1, -2)  # (B, H, L)
+            if u.dtype in (torch.float16, torch.bfloat16):
+                u = u.float()
+            k = self.ssm(u.shape[-1]).to(u.dtype)  # (C, H, L)
+            y = fft_conv(u, k, self.ssm.circular) + u * self.D.to(u.dtype).unsqueeze(-1)
+            y = y.to(x.dtype).transpose(-1, -2)  # (B, L, H)
+        return self.output_linear(self.dropout(self.activation(y)))
+
+    def kernel(self, L: int) -> Tensor:
+        """(C, H, L) real time-domain kernel; C = 2 when bidirectional."""
+        return self.ssm(L)
+
+    def frequency_response(self, L: int) -> Tensor:
+        """(C, H, L') complex transfer function on the points the convolution uses."""
+        return self.ssm.frequency_response(L)
+
+    def ssm_matrices(self, L: int) -> SSMMatrices:
+        """Dense continuous-time system of the kernel (S4 and S4D layers only)."""
+        if not hasattr(self.ssm, "ssm_matrices"):
+            raise UserError("ssm_matrices is defined for S4 and S4D layers only, not for HOPE")
+        return self.ssm.ssm_matrices(L)
+
+    def _check_recurrent(self) -> None:
+        if not hasattr(self.ssm, "recurrence"):
+            raise UserError("recurrent mode is defined for S4 and S4D layers only, not for HOPE")
+        if self.bidirectional:
+            raise UserError(
+                "a bidirectional layer cannot run as a recurrence (its output depends on future "
+                "inputs); set bidirectional: false to use step()"
+            )
+
+    @torch.no_grad()
+    def default_state(self, batch: int) -> Tensor:
+        """Zero state (batch, H, N) complex; snapshots the discretized system used by `step`.
+
+        Call it again after the parameters change. For S4 the recurrence uses the C of the length
+        of the last kernel computed (the C tilde parameterization, `models.kernels.dplr`).
+        """
+        self._check_recurrent()
+        self._recurrence = self.ssm.recurrence()
+        N = self._recurrence.dB.shape[-1]
+        dB = self._recurrence.dB
+        return torch.zeros(batch, self.d_model, N, dtype=dB.dtype, device=dB.device)
+
+    @torch.no_grad()
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One time step: u (B, H) -> (y (B, H), next state (B, H, N))."""
+        self._check_recurrent()
+        if self._recurrence is None:
+            raise UserError("call default_state(batch) before step()")
+        y, state = self._recurrence.step(u, state)
+        y = y.to(u.dtype) + u * self.D.to(u.dtype)
+        return self.output_linear(self.dropout(self.activation(y))), state

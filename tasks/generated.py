@@ -1,0 +1,62 @@
+"""Generated datasets written once, in a release layout, under the processed-data cache root.
+
+The offline generators (`listops_gen`, `pathfinder_gen`) write files in the layout of the real
+release and then read them back with the real loader. The files of one generator config live in
+
+    <cache root>/<task>-release-<key>/      key = SHA-256 of (task, config), first 16 hex digits
+
+so every config is generated once. The directory is written under a temporary name and renamed
+into place when complete, so an interrupted generation is never mistaken for a finished one.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from tasks.cache import cache_root
+
+log = logging.getLogger(__name__)
+
+DONE = "generated.json"  # written last: its presence marks a complete directory
+
+
+def release_key(task: str, config: Mapping) -> str:
+    """First 16 hex digits of SHA-256 over the task name and its generator config (sorted JSON)."""
+    text = json.dumps({"task": task, "config": dict(config)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def generated_release(
+    task: str, config: Mapping, write: Callable[[Path], None], cache_dir: str | None
+) -> Path:
+    """The directory holding `task`'s generated files for `config`, made by `write(dir)` once.
+
+    config: JSON-serialisable generator options (everything that changes the files).
+    write: fills the (empty, temporary) directory it is given.
+    cache_dir: the cache root (see `tasks.cache.cache_root`).
+    """
+    root = cache_root(cache_dir) / f"{task}-release-{release_key(task, config)}"
+    if (root / DONE).is_file():
+        log.info("reading generated %s from %s", task, root)
+        return root
+    log.info("generating %s into %s", task, root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
+    try:
+        write(tmp)
+        (tmp / DONE).write_text(json.dumps({"task": task, "config": dict(config)}, indent=1))
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not (root / DONE).is_file():  # not a concurrent writer's finished directory
+                raise
+            log.info("%s was generated concurrently; keeping that one", root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root

@@ -1,0 +1,167 @@
+"""The SSM layer: convolution vs recurrence, two-sided convolution, precision, tags, registry."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from common import UserError
+from models import MODELS, build_layer
+from models.registry import layer_defaults
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
+RECURRENT = ["s4_legs", "s4_fout", "s4_random", "s4d_legs", "s4d_inv", "s4d_lin", "s4d_random"]
+SSM_PARAMS = {
+    "dplr": {"ssm.log_dt", "ssm.log_A_real", "ssm.A_imag", "ssm.B", "ssm.P"},
+    "diagonal": {"ssm.log_dt", "ssm.log_A_real", "ssm.A_imag", "ssm.B"},
+    "hope": {"ssm.log_dt", "ssm.markov"},
+}
+STATE_MATRIX = {
+    "dplr": {"ssm.log_A_real", "ssm.A_imag", "ssm.P"},
+    "diagonal": {"ssm.log_A_real", "ssm.A_imag"},
+    "hope": {"ssm.markov"},
+}
+
+
+RECURRENT_CASES = [(name, {}) for name in RECURRENT] + [
+    (name, {"disc": "bilinear"}) for name in RECURRENT if name.startswith("s4d")
+]
+
+
+@pytest.mark.parametrize(("name", "overrides"), RECURRENT_CASES)
+def test_convolution_equals_recurrence_in_float32(name, overrides):
+    """Same outputs to 1e-5 (atol and rtol). S4-FouT gets 1e-4: its zero-frequency pair sits at
+    Re(Lambda) = -1e-4 (the reference's floor), so the float32 Woodbury correction at the DC
+    frequency cancels two resolvent terms of size ~1/(1e-4 dt) and loses ~5e-4 in that bin."""
+    torch.manual_seed(0)
+    layer = build_layer(name, d_model=4, **overrides).eval()
+    x = torch.randn(2, 40, 4)
+    with torch.no_grad():
+        y_conv = layer(x)  # (B, L, H)
+        state = layer.default_state(2)
+        steps = []
+        for t in range(x.shape[1]):
+            y_t, state = layer.step(x[:, t], state)
+            steps.append(y_t)
+    tol = 1e-4 if name == "s4_fout" else 1e-5
+    assert torch.allclose(torch.stack(steps, dim=1), y_conv, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("name", ["s4_legs", "s4d_inv", "hope"])
+def test_bidirectional_layer_is_causal_plus_shifted_anticausal_convolution(name):
+    """y_t = sum_{s<=t} k0[t-s] u_s + sum_{s>t} k1[s-t-1] u_s: a dense two-sided Toeplitz matrix."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        extra = {"mode": "linear"} if name == "hope" else {}
+        layer = build_layer(name, d_model=3, d_state=8, bidirectional=True, **extra).eval()
+        L = 12
+        x = torch.randn(2, L, 3)
+        with torch.no_grad():
+            k = layer.kernel(L).numpy()  # (2, H, L)
+            t = np.arange(L)
+            lag = t[:, None] - t[None, :]  # t - s
+            causal = np.where(lag >= 0, k[0][:, np.clip(lag, 0, L - 1)], 0.0)
+            anti = np.where(lag < 0, k[1][:, np.clip(-lag - 1, 0, L - 1)], 0.0)
+            y = np.einsum("hts,bsh->bth", causal + anti, x.numpy())
+            expected = layer.output_linear(layer.activation(torch.as_tensor(y) + x * layer.D))
+            assert torch.allclose(layer(x), expected, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_recurrent_mode_is_refused_where_undefined():
+    with pytest.raises(UserError, match="bidirectional"):
+        build_layer("s4d_lin", d_model=2, bidirectional=True).default_state(1)
+    with pytest.raises(UserError, match="HOPE"):
+        build_layer("hope", d_model=2).default_state(1)
+    with pytest.raises(UserError, match="HOPE"):
+        build_layer("hope_legs", d_model=2).ssm_matrices(4)
+    with pytest.raises(UserError, match="default_state"):
+        build_layer("s4d_lin", d_model=2).step(torch.zeros(1, 2), torch.zeros(1, 2, 32))
+
+
+@pytest.mark.parametrize("name", ["s4_legs", "s4d_lin", "hope"])
+def test_autocast_runs_kernel_and_convolution_in_float32(name):
+    torch.manual_seed(0)
+    layer = build_layer(name, d_model=8).eval()
+    seen = []
+    layer.ssm.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    x = torch.randn(2, 64, 8)
+    with torch.no_grad():
+        reference = layer(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = layer(x.bfloat16())
+    assert seen == [torch.float32, torch.float32]
+    assert mixed.dtype == torch.bfloat16
+    assert torch.allclose(mixed.float(), reference, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_ssm_parameters_carry_their_optimizer_settings(name):
+    layer = build_layer(name, d_model=4, d_state=8, lr=0.0123)
+    kind = MODELS[name]().kernel
+    tagged = {n for n, p in layer.named_parameters() if hasattr(p, "_optim")}
+    assert tagged == SSM_PARAMS[kind]
+    for n, p in layer.named_parameters():
+        if n in tagged:
+            assert p._optim == {"lr": 0.0123, "weight_decay": 0.0}
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_freeze_A_freezes_exactly_the_state_matrix(name):
+    torch.manual_seed(0)
+    layer = build_layer(name, d_model=4, d_state=8, freeze_A=True)
+    frozen = {n for n, p in layer.named_parameters() if not p.requires_grad}
+    assert frozen == STATE_MATRIX[MODELS[name]().kernel]
+    before = {n: p.detach().clone() for n, p in layer.named_parameters()}
+    optimizer = torch.optim.AdamW(layer.parameters(), lr=0.1, weight_decay=0.1)
+    layer(torch.randn(2, 16, 4)).square().sum().backward()
+    optimizer.step()
+    for n, p in layer.named_parameters():
+        assert torch.equal(p, before[n]) == (n in frozen), n
+
+
+def test_dropout_is_active_in_training_only():
+    layer = build_layer("s4d_inv", d_model=8, dropout=0.5)
+    x = torch.randn(2, 32, 8)
+    with torch.no_grad():
+        assert not torch.equal(layer.train()(x), layer.train()(x))
+        assert torch.equal(layer.eval()(x), layer.eval()(x))
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_config_file_holds_the_registry_defaults(name):
+    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{name}.yaml"))
+    assert config == {"name": name, "layer": layer_defaults(name)}
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: build_layer("s5", d_model=4), "unknown model 's5'.*s4_legs"),
+        (lambda: build_layer("s4_legs", d_model=4, d_state=7), "d_state=7"),
+        (lambda: build_layer("hope", d_model=4, d_state=5), "d_state=5"),
+        (lambda: build_layer("s4d_inv", d_model=4, dt_min=0.5, dt_max=0.1), "dt_min=0.5.*dt_max"),
+        (lambda: build_layer("s4d_inv", d_model=4, dt_min=0.0), "dt_min"),
+        (lambda: build_layer("s4_legs", d_model=4, disc="zoh"), "unknown layer option 'disc'"),
+        (lambda: build_layer("s4d_lin", d_model=4, disc="euler"), "disc='euler'.*zoh"),
+        (lambda: build_layer("hope", d_model=4, mode="wrap"), "mode='wrap'"),
+        (lambda: build_layer("hope", d_model=4, bidirectional=True), "bidirectional.*linear"),
+        (lambda: build_layer("s4d_lin", d_model=4, d_state="64"), "'d_state'.*int"),
+        (lambda: build_layer("s4d_lin", d_model=4, freeze_A=1), "'freeze_A'.*bool"),
+        (lambda: build_layer("s4d_lin", d_model=4, activation="swish"), "activation='swish'"),
+        (lambda: build_layer("s4d_lin", d_model=4, dropout=1.0), "dropout"),
+        (lambda: build_layer("s4d_lin", d_model=0), "d_model"),
+    ],
+)
+def test_invalid_requests_are_user_errors_naming_the_key(call, match):
+    with pytest.raises(UserError, match=match):
+        call()
+
+
+def test_integer_values_are_accepted_for_float_options():
+    layer = build_layer("hope", d_model=2, dt_min=1, dt_max=2)
+    dt = torch.exp(layer.ssm.log_dt)
+    assert torch.all((dt >= 1 - 1e-6) & (dt <= 2 + 1e-6))

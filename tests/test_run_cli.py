@@ -1,0 +1,130 @@
+"""`python -m harness.run` as a user runs it: clear errors, exit codes, parallel runs, sweeps."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY, TINY_TASK
+from mlflow import MlflowClient
+
+from common import UserError
+from harness.run import check_names
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.run", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _all_runs(uri: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids) if ids else []
+
+
+def test_unknown_task_and_model_names_are_answered_with_the_valid_names(tracking_env, tmp_path):
+    done = _cli(["task=nosuch", *tracking_env.overrides], tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("error: unknown task 'nosuch'; valid task names are: ")
+    assert "listops_gen" in done.stderr and "Traceback" not in done.stderr
+    with pytest.raises(
+        UserError, match=r"unknown model 'nosuch'; valid model names are: .*s4d_lin"
+    ):
+        check_names(["-m", "model=s4d_lin,nosuch"])
+    check_names(["model=s4d_lin,hope", "task=copying", "model.layer.lr=0.1"])
+    assert _all_runs(tracking_env.uri) == []
+
+
+def test_override_of_a_missing_key_fails_clearly(tracking_env, tmp_path):
+    done = _cli([*TINY_TASK, "trainer.nosuch=1", *tracking_env.overrides], tmp_path)
+    assert done.returncode != 0
+    assert "Could not override 'trainer.nosuch'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not [r for r in _all_runs(tracking_env.uri) if r.info.status == "FINISHED"]
+
+
+def test_missing_data_dir_fails_the_run_with_one_message(tracking_env, tmp_path):
+    missing = tmp_path / "no" / "cifar"
+    args = ["task=image", f"task.data_dir={missing}", "trainer.device=cpu"]
+    done = _cli([*args, *tracking_env.overrides], tmp_path)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "task.data_dir" in errors[0] and str(missing) in errors[0]
+    assert "Traceback" not in done.stderr
+    (run,) = _all_runs(tracking_env.uri)
+    assert run.info.status == "FAILED"
+    assert "task.data_dir" in run.data.tags["status_reason"]
+
+
+def test_sweep_runs_every_point_and_tags_it_with_the_sweep(tracking_env, tmp_path):
+    common = [*TINY_TASK, *TINY, *tracking_env.overrides]
+    done = _cli(["-m", *common, "model=s4d_lin,hope"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = _all_runs(tracking_env.uri)
+    assert sorted(r.data.tags["model"] for r in runs) == ["hope", "s4d_lin"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    (sweep,) = {r.data.tags["sweep"] for r in runs}
+    assert (tracking_env.results_dir / "sweeps" / sweep / "multirun.yaml").is_file()
+
+
+# One process of the parallel test: the runner's tracking calls, in its order, on the default
+# store (MLFLOW_TRACKING_URI), started when the file `go` appears so that all start together.
+WORKER = """
+import sys, time
+from pathlib import Path
+from harness import tracking
+
+go, index = Path(sys.argv[1]), int(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+uri = tracking.resolve_uri(None)
+experiment = tracking.prepare_store(uri, "ssm-bench")
+run = tracking.TrackedRun.create(uri, experiment, f"worker-{index}", {"seed": str(index)})
+run.log_params({"seed": str(index), "task.name": "copying"})
+for step in range(1, 21):
+    run.log_metrics({"train/loss": 1.0 / step, "train/acc": index / 10}, step)
+run.end("FINISHED")
+"""
+
+
+def test_eight_parallel_runs_on_a_fresh_default_store(tracking_env, tmp_path):
+    """Eight processes create the store, the experiment and a run at the same moment; every run
+    lands in `ssm-bench` (none in Default) with all its metrics."""
+    assert not tracking_env.results_dir.exists()  # the store does not exist yet
+    script, go = tmp_path / "worker.py", tmp_path / "go"
+    script.write_text(WORKER)
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(go), str(i)], stderr=subprocess.PIPE)
+        for i in range(8)
+    ]
+    go.touch()
+    errors = [p.communicate(timeout=600)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [e[-2000:] for e in errors]
+
+    client = MlflowClient(tracking_uri=tracking_env.uri)
+    experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+    assert not client.search_runs([experiments["Default"]])
+    runs = client.search_runs([experiments["ssm-bench"]])
+    assert sorted(int(r.data.tags["seed"]) for r in runs) == list(range(8))
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        history = client.get_metric_history(run.info.run_id, "train/loss")
+        assert sorted(m.step for m in history) == list(range(1, 21))
+        assert run.data.metrics["train/acc"] == pytest.approx(int(run.data.tags["seed"]) / 10)

@@ -1,0 +1,164 @@
+"""Run identity, params, config tree, schedule math and the data-parallel sampler (no training)."""
+
+import hashlib
+import json
+import math
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import models
+import tasks
+from harness import distributed
+from harness.config import PROJECT_ROOT, config_hash, flatten
+from harness.train import Schedule, warmup_cosine
+from models.registry import layer_defaults
+
+
+def test_config_hash_is_sha256_of_canonical_json_without_placement_keys(make_cfg):
+    cfg = make_cfg()
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    kept = {k: v for k, v in plain.items() if k not in {"tracking", "paths", "resume", "force"}}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    assert config_hash(cfg) == hashlib.sha256(text.encode()).hexdigest()[:12]
+    assert "task" in kept and "model" in kept and "seed" in kept
+
+
+def test_config_hash_ignores_where_and_how_but_not_what(make_cfg):
+    base = config_hash(make_cfg())
+    same = [
+        "tracking.experiment=other",
+        "paths.results_dir=/elsewhere",
+        "resume=false",
+        "force=true",
+        "tracking.sweep=s1",
+    ]
+    for override in same:
+        assert config_hash(make_cfg(override)) == base, override
+    for override in ["seed=1", "model=hope", "optimizer.lr=0.002", "task.n_train=33"]:
+        assert config_hash(make_cfg(override)) != base, override
+
+
+def test_flatten_dotted_keys_json_values(make_cfg):
+    flat = flatten(make_cfg("optimizer.betas=[0.9,0.98]"))
+    assert flat["task.name"] == "copying"
+    assert flat["model.layer.lr"] == "0.001"
+    assert flat["backbone.prenorm"] == "false"
+    assert flat["trainer.max_steps"] == "null"
+    assert json.loads(flat["optimizer.betas"]) == [0.9, 0.98]
+    assert all(isinstance(v, str) for v in flat.values())
+    assert flatten({"a": {"b": {}}, "c": [1, {"d": 2}]}) == {"a.b": "{}", "c": '[1, {"d": 2}]'}
+
+
+def test_paths_follow_the_project_root_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config")
+    assert cfg.paths.runs_dir == str(PROJECT_ROOT / "results" / "runs")
+    assert cfg.tracking.uri is None
+
+
+EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "configs" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_recipe_composes_with_every_model(experiment):
+    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
+        for model in models.MODELS.names():
+            cfg = compose("config", overrides=[f"experiment={experiment}", f"model={model}"])
+            OmegaConf.to_container(cfg, resolve=True)
+            assert cfg.model.name == model
+            assert cfg.task.name in tasks.TASKS
+            unknown = set(cfg.model.layer) - set(layer_defaults(model))
+            assert not unknown, f"{experiment} sets layer options {model} lacks: {unknown}"
+
+
+def test_published_recipes_exist():
+    expected = {"lra_listops", "lra_text", "lra_retrieval", "lra_image", "lra_pathfinder"}
+    expected |= {"lra_pathx", "scifar", "hope_noisy_scifar", "quickstart"}
+    assert expected <= set(EXPERIMENTS)
+
+
+def test_warmup_cosine_closed_form():
+    warmup, total = 10, 110
+    assert warmup_cosine(0, warmup, total, 0.0) == 0.0
+    assert warmup_cosine(5, warmup, total, 0.0) == pytest.approx(0.5)
+    assert warmup_cosine(10, warmup, total, 0.0) == pytest.approx(1.0)
+    assert warmup_cosine(60, warmup, total, 0.0) == pytest.approx(0.5)  # cos(pi/2) = 0
+    assert warmup_cosine(35, warmup, total, 0.0) == pytest.approx((1 + math.sqrt(0.5)) / 2)
+    assert warmup_cosine(110, warmup, total, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine(500, warmup, total, 0.1) == pytest.approx(0.1)
+
+
+def test_schedule_scales_every_group_and_survives_state_dict():
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    groups = [{"params": [params[0]], "lr": 0.01}, {"params": [params[1]], "lr": 0.001}]
+    cfg = OmegaConf.create({"name": "cosine", "warmup_steps": 4, "total_steps": None})
+    cfg.min_lr_ratio = 0.0
+    opt = torch.optim.AdamW(groups)
+    schedule = Schedule(opt, cfg, total_steps=20, mode="max")
+    for _ in range(2):
+        opt.step()
+        schedule.after_step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.005, 0.0005])
+    opt2 = torch.optim.AdamW([{"params": [p], "lr": g["lr"]} for p, g in zip(params, groups)])
+    restored = Schedule(opt2, cfg, total_steps=20, mode="max")
+    restored.load_state_dict(schedule.state_dict())
+    for s in (schedule, restored):
+        s.impl.optimizer.step()
+        s.after_step()
+    assert [g["lr"] for g in opt2.param_groups] == pytest.approx(
+        [g["lr"] for g in opt.param_groups]
+    )
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * 3 / 4)
+
+
+def _ctx(rank: int, world: int) -> distributed.DistContext:
+    return distributed.DistContext(rank, world, rank, torch.device("cpu"))
+
+
+def _batches(sampler, batch: int) -> list[list[int]]:
+    order = list(sampler)
+    return [order[i : i + batch] for i in range(0, len(order), batch)]
+
+
+@pytest.mark.parametrize("n", [24, 23])
+def test_sharded_batches_union_to_the_single_process_batch(n):
+    data = list(range(n))
+    single = distributed.sampler(data, _ctx(0, 1), shuffle=True, seed=3, batch_size=8)
+    single.set_epoch(2)
+    ranks = [
+        distributed.sampler(data, _ctx(r, 2), shuffle=True, seed=3, batch_size=4) for r in (0, 1)
+    ]
+    for s in ranks:
+        s.set_epoch(2)
+    one, two = _batches(single, 8), [_batches(s, 4) for s in ranks]
+    if n % 8 == 0:
+        for i, batch in enumerate(one):
+            assert sorted(two[0][i] + two[1][i]) == sorted(batch)
+    seen = sorted(set(sum((b for r in two for b in r), [])))
+    assert seen == list(range(n))
+    assert len(list(ranks[0])) == len(list(ranks[1])) == len(ranks[0]) == math.ceil(n / 2)
+
+
+def test_sampler_orders_depend_on_seed_and_epoch_and_resume_skips_batches():
+    data = list(range(50))
+    s = distributed.sampler(data, _ctx(0, 1), shuffle=True, seed=0, batch_size=5)
+    s.set_epoch(0)
+    epoch0 = list(s)
+    s.set_epoch(1)
+    assert list(s) != epoch0 and sorted(list(s)) == data
+    s.set_epoch(0, start_batch=3)
+    assert list(s) == epoch0[15:] and len(s) == 35
+    other = distributed.sampler(data, _ctx(0, 1), shuffle=True, seed=1, batch_size=5)
+    other.set_epoch(0)
+    assert list(other) != epoch0
+
+
+def test_eval_sampler_covers_each_example_once():
+    data = list(range(11))
+    parts = [list(distributed.eval_sampler(data, _ctx(r, 3))) for r in range(3)]
+    assert sorted(sum(parts, [])) == data
+    assert [len(distributed.eval_sampler(data, _ctx(r, 3))) for r in range(3)] == [4, 4, 3]

@@ -1,0 +1,148 @@
+"""Short runs end to end in-process: what MLflow and the run directory hold afterwards."""
+
+import json
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+import models
+from harness import checkpoint
+from harness.config import config_hash, flatten
+from harness.runner import execute, point_state, run_dir
+from harness.train import NonFiniteLoss
+
+TAGS = {"task", "model", "init", "seed", "config_hash", "git_commit", "host", "device"}
+TAGS |= {"world_size", "effective_batch_size", "requeues"}
+STEP_METRICS = {"train/loss", "train/acc", "lr/default", "perf/samples_per_s"}
+EVAL_METRICS = {"val/loss", "val/acc", "test/loss", "test/acc", "epoch"}
+FINAL_METRICS = {"best/val_acc", "best/val_loss", "best/test_acc", "best/test_loss", "best/step"}
+FINAL_METRICS |= {"wall_time_s", "perf/mean_samples_per_s"}
+
+
+def _runs(uri: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("ssm-bench")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+@pytest.mark.parametrize("model", models.MODELS.names())
+def test_every_registered_model_finishes_a_short_run(model, make_cfg, tracking_env):
+    summary = execute(make_cfg(f"model={model}"))
+    (run,) = _runs(tracking_env.uri)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["model"] == model and run.data.tags["init"] == models.MODELS[model]().init
+    assert set(run.data.metrics) >= STEP_METRICS | EVAL_METRICS | FINAL_METRICS
+    assert 0.0 <= summary["best/test_acc"] <= 1.0
+    assert int(run.data.params["n_params"]) == summary["n_params"] > 0
+
+
+def test_run_records_params_tags_metrics_artifacts_and_checkpoints(make_cfg, tracking_env):
+    cfg = make_cfg("model=s4d_lin", "trainer.eval_every_steps=1", "trainer.log_every=1")
+    summary = execute(cfg)
+    (run,) = _runs(tracking_env.uri)
+    client = MlflowClient(tracking_uri=tracking_env.uri)
+    digest = config_hash(cfg)
+
+    assert set(run.data.tags) >= TAGS
+    assert run.data.tags["config_hash"] == digest and run.data.tags["effective_batch_size"] == "8"
+    assert "sweep" not in run.data.tags  # a single run outside a Hydra multirun
+    params = run.data.params
+    assert {k: params[k] for k in flatten(cfg)} == flatten(cfg)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "param_groups.json", "summary.json"} <= artifacts
+
+    # Per-step metrics at steps 1..4 (log_every 1); the SSM group keeps its own learning rate.
+    history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/loss")}
+    assert sorted(history) == [1, 2, 3, 4]
+    lr_ssm = client.get_metric_history(run.info.run_id, "lr/ssm")[0].value
+    lr_default = client.get_metric_history(run.info.run_id, "lr/default")[0].value
+    assert lr_ssm / lr_default == pytest.approx(0.001 / 0.01)
+
+    # The reported test score is the test score at the best validation evaluation.
+    val = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val/acc")}
+    test = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "test/acc")}
+    best_step = min(s for s in val if val[s] == max(val.values()))
+    assert summary["best/step"] == best_step
+    assert summary["best/test_acc"] == pytest.approx(test[best_step])
+    assert run.data.metrics["best/test_acc"] == pytest.approx(test[best_step])
+
+    directory = run_dir(cfg)
+    assert json.loads((directory / "summary.json").read_text())["mlflow_run_id"] == run.info.run_id
+    groups = {g["name"]: g for g in json.loads((directory / "param_groups.json").read_text())}
+    assert groups["ssm"]["lr"] == 0.001 and groups["ssm"]["weight_decay"] == 0.0
+    state = checkpoint.load(directory / checkpoint.CHECKPOINT)
+    keys = {"model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch", "best"}
+    keys |= {"mlflow_run_id", "config", "model_args"}
+    assert keys <= set(state)
+    assert state["step"] == 4 and state["mlflow_run_id"] == run.info.run_id
+    assert set(state["rng"]) == {"torch", "numpy", "python", "cuda"}
+    # A report rebuilds the model from model_args alone and loads every saved state into it.
+    rebuilt = models.build_model(**state["model_args"])
+    rebuilt.load_state_dict(state["model"])
+    init = torch.load(directory / checkpoint.MODEL_INIT)
+    rebuilt.load_state_dict(init)
+    assert any(not torch.equal(init[k], state["model"][k]) for k in init)
+    rebuilt.load_state_dict(torch.load(directory / checkpoint.MODEL_BEST))
+    assert point_state(cfg) == "finished"
+
+
+def test_forced_nan_fails_the_run_with_its_step(make_cfg, tracking_env):
+    cfg = make_cfg("model=s4d_inv", "trainer.inject_nan_at_step=3", "trainer.log_every=4")
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at step 3"):
+        execute(cfg)
+    (run,) = _runs(tracking_env.uri)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["status_reason"] == "non-finite loss at step 3"
+    assert point_state(cfg) == "failed"
+
+
+def test_finished_point_is_not_rerun_unless_forced(make_cfg, tracking_env):
+    first = execute(make_cfg("model=s4d_lin"))
+    again = execute(make_cfg("model=s4d_lin"))
+    assert again == first
+    assert len(_runs(tracking_env.uri)) == 1
+    forced = execute(make_cfg("model=s4d_lin", "force=true"))
+    runs = _runs(tracking_env.uri)
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert forced["mlflow_run_id"] != first["mlflow_run_id"]
+    assert forced["config_hash"] == first["config_hash"]
+
+
+def test_regression_task_logs_only_losses(make_cfg, tracking_env):
+    task = ["task=adding", "task.seq_len=16", "task.n_train=16", "task.n_val=8", "task.n_test=8"]
+    summary = execute(make_cfg("model=s4d_lin", task=task))
+    (run,) = _runs(tracking_env.uri)
+    assert run.info.status == "FINISHED"
+    assert {"train/loss", "val/loss", "best/val_loss", "best/test_loss"} <= set(run.data.metrics)
+    assert not any(key.endswith("acc") for key in run.data.metrics)
+    assert summary["best/val_loss"] >= 0.0
+
+
+def test_gradient_accumulation_matches_the_full_batch(make_cfg, tracking_env):
+    common = ["model=s4d_lin", "backbone.norm=layer", "trainer.max_steps=2", "seed=5"]
+    execute(make_cfg(*common, "trainer.batch_size=8"))
+    execute(make_cfg(*common, "trainer.batch_size=4", "trainer.grad_accum=2"))
+    full = checkpoint.load(run_dir(make_cfg(*common, "trainer.batch_size=8")) / "checkpoint.pt")
+    accum_cfg = make_cfg(*common, "trainer.batch_size=4", "trainer.grad_accum=2")
+    accum = checkpoint.load(run_dir(accum_cfg) / "checkpoint.pt")
+    assert full["step"] == accum["step"] == 2
+    for key, value in full["model"].items():
+        torch.testing.assert_close(accum["model"][key], value, rtol=1e-4, atol=1e-5)
+    effective = {r.data.tags["effective_batch_size"] for r in _runs(tracking_env.uri)}
+    assert effective == {"8"}
+
+
+def test_early_stopping_ends_after_patience_evaluations(make_cfg, tracking_env):
+    summary = execute(
+        make_cfg(
+            "model=s4d_lin",
+            "optimizer.lr=0.0",
+            "backbone.norm=layer",
+            "model.layer.lr=0.0",
+            "trainer.eval_every_steps=1",
+            "trainer.early_stopping_patience=2",
+        )
+    )
+    assert summary["step"] == 3  # val never improves after step 1: evaluations 2 and 3 exhaust it
+    assert summary["best/step"] == 1

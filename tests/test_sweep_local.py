@@ -1,0 +1,124 @@
+"""The local launcher (`hydra/launcher=local`) end to end, and the launcher's and status's logic.
+
+The sweep test runs the real chain: `python -m harness.run -m hydra/launcher=local` with 3 models x
+2 seeds as submitit jobs on this machine, at most 2 at once, then reads MLflow and
+`python -m harness.status`. The unit tests pin the pieces that decide what to submit and what
+the status table says.
+"""
+
+from pathlib import Path
+
+import pytest
+import sweep_helpers as sh
+
+from common import UserError
+from harness import launcher
+from harness.launcher import local_slots, swept
+from harness.status import RunView, point_state
+
+MODELS = ("s4_legs", "s4_fout", "hope")
+SEEDS = (0, 1)
+RESUBMIT = "preempted; resubmit the sweep to resume"
+
+
+def _max_overlap(intervals: list[tuple[int, int]]) -> int:
+    """Largest number of [start, end] intervals that hold one common instant."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def test_local_sweep_runs_six_points_two_at_a_time(tmp_path: Path) -> None:
+    args = [
+        "-m",
+        "hydra/launcher=local",
+        "hydra.launcher.max_parallel=2",
+        f"model={','.join(MODELS)}",
+        f"seed={','.join(map(str, SEEDS))}",
+        *sh.tiny(tmp_path),
+    ]
+    done = sh.harness_run(args, tmp_path, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    found = sh.runs(tmp_path)
+    assert sorted((r.data.tags["model"], int(r.data.tags["seed"])) for r in found) == sorted(
+        (m, s) for m in MODELS for s in SEEDS
+    ), "every point exactly once"
+    assert {r.info.status for r in found} == {"FINISHED"}
+    assert all("best/val_loss" in r.data.metrics for r in found)
+    assert len({r.data.tags["config_hash"] for r in found}) == len(found)
+    # Each point ran in its own local job (one controller process each), never more than 2 at once.
+    jobs = {sh.job_record(tmp_path, r.data.tags["config_hash"])["job_id"] for r in found}
+    assert len(jobs) == len(found)
+    spans = [(r.info.start_time, r.info.end_time) for r in found]
+    assert _max_overlap(spans) <= 2
+    assert "local launcher: 2 job(s) at once" in done.stderr + done.stdout
+
+    table = sh.harness_status(tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "6 finished" in table.stdout
+    for model in MODELS:
+        assert f"model={model}" in table.stdout
+
+
+def test_swept_labels_keep_only_what_differs() -> None:
+    points = [["task=adding", "model=hope", "seed=0"], ["task=adding", "model=hope", "seed=1"]]
+    assert swept(points) == ["seed=0", "seed=1"]
+    assert swept([["task=adding", "seed=3"]]) == ["task=adding seed=3"]
+    # Where results go is no part of what a point is.
+    where = ["paths.root=/scratch", "tracking.uri=sqlite:////x.db", "+force=true"]
+    assert swept([["seed=0", *where], ["seed=1", *where]]) == ["seed=0", "seed=1"]
+    assert swept([["model=hope", *where]]) == ["model=hope"]
+
+
+def test_local_slots_split_gpus_and_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert local_slots(None, gpus_per_node=1, cpus_per_task=1) == [[0], [1], [2]]
+    assert local_slots(None, gpus_per_node=2, cpus_per_task=1) == [[0, 1]]
+    assert local_slots(2, gpus_per_node=1, cpus_per_task=1) == [[0], [1]]
+    monkeypatch.setattr(launcher.os, "cpu_count", lambda: 8)
+    assert local_slots(None, gpus_per_node=0, cpus_per_task=2) == [[]] * 4
+    assert local_slots(3, gpus_per_node=0, cpus_per_task=1) == [[]] * 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(UserError, match="gpus_per_node=1"):
+        local_slots(None, gpus_per_node=1, cpus_per_task=1)
+    with pytest.raises(UserError, match="max_parallel=0"):
+        local_slots(0, gpus_per_node=0, cpus_per_task=1)
+
+
+def _run(status: str, reason: str = "", requeues: int = 0) -> RunView:
+    return RunView("r1", status, reason, requeues)
+
+
+@pytest.mark.parametrize(
+    ("job_state", "run", "skipped", "expected"),
+    [
+        ("COMPLETED", _run("FINISHED"), False, ("finished", "")),
+        (None, _run("FINISHED"), True, ("finished", "")),
+        ("COMPLETED", _run("FAILED", "error: no /x"), False, ("failed", "error: no /x")),
+        ("PENDING", None, False, ("pending", "")),
+        ("PENDING", _run("KILLED", "preempted", 1), False, ("requeued", "")),
+        ("REQUEUED", _run("KILLED", "preempted", 1), False, ("requeued", "")),
+        ("RUNNING", _run("RUNNING"), False, ("running", "")),
+        ("CANCELLED", _run("RUNNING"), False, ("failed", "job CANCELLED")),
+        ("TIMEOUT", None, False, ("failed", "job TIMEOUT")),
+        ("COMPLETED", _run("KILLED", "preempted"), False, ("preempted", RESUBMIT)),
+        (None, None, False, ("pending", "not submitted")),
+        (None, _run("FAILED", "x"), True, ("failed", "x")),
+    ],
+)  # fmt: skip
+def test_status_joins_job_state_and_mlflow(job_state, run, skipped, expected) -> None:
+    requeues = run.requeues if run is not None else 0
+    assert point_state(job_state, run, skipped, requeues) == expected
+
+
+def test_status_names_a_missing_sweep(tmp_path: Path) -> None:
+    missing = sh.harness_status(tmp_path, "no-such-sweep")
+    assert missing.returncode == 2
+    assert "error: no sweep 'no-such-sweep'" in missing.stderr
+    none_yet = sh.harness_status(tmp_path)
+    assert none_yet.returncode == 2
+    assert "no sweep launched yet" in none_yet.stderr

@@ -1,0 +1,123 @@
+"""The contract every registered task keeps (docs/interfaces.md, `tasks/`).
+
+Parametrized over every name in `tasks.TASKS`: real-data tasks are built from the fixtures of
+`lra_fixtures.py`, generated ones with small options. A new task fails here until it is given
+one of the two.
+"""
+
+from pathlib import Path
+
+import lra_fixtures as fx
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+
+import tasks
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "task"
+
+# real-data task -> writer of its fixture (returns the directory to pass as data_dir)
+FIXTURES = {
+    "listops": fx.write_listops,
+    "text": fx.write_imdb,
+    "retrieval": fx.write_aan,
+    "image": fx.write_cifar,
+    "scifar": fx.write_cifar,
+    "scifar_noise": fx.write_cifar,
+    "pathfinder": lambda root: fx.write_pathfinder(root, 32),
+    "pathx": lambda root: fx.write_pathfinder(root, 128),
+}
+# generated task -> small options
+SMALL = {
+    "listops_gen": {"n_train": 8, "n_val": 4, "n_test": 4, "min_length": 5, "max_length": 40},
+    "pathfinder_gen": {"n_images": 20},
+    "digits_noise": {"noise_len": 32},
+    "copying": {"n_train": 8, "n_val": 4, "n_test": 4, "blank_len": 7},
+    "delay": {"n_train": 8, "n_val": 4, "n_test": 4, "seq_len": 64, "lag": 8, "dt": 1 / 64,
+              "freq": 16.0},
+    "adding": {"n_train": 8, "n_val": 4, "n_test": 4, "seq_len": 30},
+}  # fmt: skip
+BATCH = 4
+
+
+def build_small(name: str, tmp_path: Path) -> tasks.TaskData:
+    """Task `name` from its fixture or with its small options, cached under tmp_path."""
+    options = dict(SMALL.get(name, {}))
+    if name in FIXTURES:
+        options["data_dir"] = str(FIXTURES[name](tmp_path / "data"))
+    elif name not in SMALL:
+        pytest.fail(f"task {name!r} has neither a fixture nor small options in this test")
+    if "cache_dir" in tasks.task_options(name):
+        options["cache_dir"] = str(tmp_path / "cache")
+    return tasks.build(name, **options)
+
+
+def as_plain(value):
+    """Tuples as lists, recursively, so a tuple default equals its YAML list."""
+    if isinstance(value, list | tuple):
+        return [as_plain(v) for v in value]
+    return value
+
+
+def test_every_design_task_is_covered():
+    assert set(tasks.TASKS.names()) <= set(FIXTURES) | set(SMALL)
+
+
+@pytest.mark.parametrize("name", tasks.TASKS.names())
+def test_config_file_equals_the_task_options(name):
+    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{name}.yaml"))
+    assert config.pop("name") == name
+    options = tasks.task_options(name)
+    assert set(config) == set(options)
+    for key, default in options.items():
+        assert as_plain(config[key]) == as_plain(default), f"{name}.yaml: {key}"
+
+
+def check_info(info: tasks.TaskInfo, name: str) -> None:
+    """The metadata is self-consistent."""
+    assert info.name == name
+    assert info.input_kind in ("tokens", "real") and info.d_input >= 1 and info.d_output >= 1
+    assert info.pooling in ("mean", "last", "none")
+    assert info.objective in ("classification", "regression")
+    assert 0 <= info.pool_start < info.seq_len
+    if info.input_kind == "real":
+        assert info.pad_id is None and not info.dual
+    elif info.pad_id is not None:
+        assert 0 <= info.pad_id < info.d_input
+    if info.objective == "classification":
+        assert info.d_output >= 2
+
+
+def check_batch(info: tasks.TaskInfo, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One DataLoader batch has the shapes and dtypes of docs/interfaces.md and valid labels."""
+    b, length, kept = x.shape[0], info.seq_len, info.seq_len - info.pool_start
+    if info.input_kind == "tokens":
+        assert x.dtype == torch.int64
+        assert x.shape == ((b, 2, length) if info.dual else (b, length))
+        assert int(x.min()) >= 0 and int(x.max()) < info.d_input
+    else:
+        assert x.dtype == torch.float32 and x.shape == (b, length, info.d_input)
+        assert bool(torch.isfinite(x).all())
+    if info.objective == "classification":
+        assert y.dtype == torch.int64
+        assert y.shape == ((b, kept) if info.pooling == "none" else (b,))
+        assert int(y.min()) >= 0 and int(y.max()) < info.d_output
+    else:
+        assert y.dtype == torch.float32
+        assert y.shape == (
+            (b, kept, info.d_output) if info.pooling == "none" else (b, info.d_output)
+        )
+        assert bool(torch.isfinite(y).all())
+
+
+@pytest.mark.parametrize("name", tasks.TASKS.names())
+def test_task_yields_batches_of_the_declared_shape(name, tmp_path):
+    data = build_small(name, tmp_path)
+    assert isinstance(data.info, tasks.TaskInfo)
+    check_info(data.info, name)
+    for split in (data.train, data.val, data.test):
+        assert len(split) >= 1
+        x, y = next(iter(DataLoader(split, batch_size=BATCH, shuffle=False)))
+        assert x.shape[0] == y.shape[0] == min(BATCH, len(split))
+        check_batch(data.info, x, y)

@@ -1,0 +1,429 @@
+"""The real-dataset tasks end to end, from fixtures in the published layouts (lra_fixtures.py).
+
+Expected values are computed independently of the loaders: PIL for grayscale and PNG decoding,
+`torch.utils.data.random_split` for the splits, the fixture's own rows for tokens and labels.
+"""
+
+import pickle
+from pathlib import Path
+
+import lra_fixtures as fx
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from scipy import stats
+from torch.utils.data import DataLoader, random_split
+
+import tasks
+from common import UserError
+from tasks.vocab import LISTOPS_TOKENS, listops_tokens
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "task"
+WRITERS = {
+    "listops": fx.write_listops,
+    "text": fx.write_imdb,
+    "retrieval": fx.write_aan,
+    "image": fx.write_cifar,
+    "scifar": fx.write_cifar,
+    "scifar_noise": fx.write_cifar,
+    "pathfinder": lambda root: fx.write_pathfinder(root, 32),
+    "pathx": lambda root: fx.write_pathfinder(root, 128),
+}
+# name -> (input kind, d_input, d_output, seq_len, dual, pool_start, x shape of one item)
+EXPECTED = {
+    "listops": ("tokens", 17, 10, 2048, False, 0, (2048,)),
+    "text": ("tokens", 258, 2, 4096, False, 0, (4096,)),
+    "retrieval": ("tokens", 258, 2, 4000, True, 0, (2, 4000)),
+    "image": ("real", 1, 10, 1024, False, 0, (1024, 1)),
+    "scifar": ("real", 3, 10, 1024, False, 0, (1024, 3)),
+    "scifar_noise": ("real", 3, 10, 2048, False, 1024, (2048, 3)),
+    "pathfinder": ("real", 1, 2, 1024, False, 0, (1024, 1)),
+    "pathx": ("real", 1, 2, 16384, False, 0, (16384, 1)),
+}
+CIFAR_TRAIN = 5 * fx.CIFAR_TRAIN_PER_BATCH
+
+
+def build(name: str, tmp_path: Path, **overrides) -> tasks.TaskData:
+    """Write the fixture of task `name` under tmp_path and build the task from it."""
+    root = WRITERS[name](tmp_path / "data")
+    return tasks.build(name, data_dir=str(root), cache_dir=str(tmp_path / "cache"), **overrides)
+
+
+def fixture_dir(name: str, tmp_path: Path) -> Path:
+    return WRITERS[name](tmp_path / "data")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_task_builds_with_declared_shapes_dtypes_and_labels(name, tmp_path):
+    data = build(name, tmp_path)
+    kind, d_input, d_output, seq_len, dual, pool_start, x_shape = EXPECTED[name]
+    info = data.info
+    assert (info.name, info.input_kind, info.d_input, info.d_output) == (
+        name,
+        kind,
+        d_input,
+        d_output,
+    )
+    assert (info.seq_len, info.dual, info.pooling, info.pool_start) == (
+        seq_len,
+        dual,
+        "mean",
+        pool_start,
+    )
+    assert info.pad_id == (0 if kind == "tokens" else None)
+    for split in (data.train, data.val, data.test):
+        assert len(split) > 0
+        x, y = next(iter(DataLoader(split, batch_size=len(split))))
+        assert x.shape == (len(split), *x_shape)
+        assert x.dtype == (torch.int64 if kind == "tokens" else torch.float32)
+        assert y.shape == (len(split),) and y.dtype == torch.int64
+        assert int(y.min()) >= 0 and int(y.max()) < d_output
+        if kind == "tokens":
+            assert int(x.min()) >= 0 and int(x.max()) < d_input
+        else:
+            assert torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_config_file_equals_task_defaults(name):
+    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{name}.yaml"))
+    assert config.pop("name") == name
+    defaults = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in tasks.task_options(name).items()
+    }
+    assert config == defaults
+
+
+# --- ListOps -------------------------------------------------------------------------------
+
+
+def test_listops_tokenizer_follows_the_reference():
+    assert listops_tokens("( ( ( [MAX 2 ) 9 ) ] )") == ["[MAX", "2", "9", "X"]
+    assert listops_tokens("( [SM ( [MIN 0 ] ) ] )") == ["[SM", "[MIN", "0", "X", "X"]
+    assert LISTOPS_TOKENS[:2] == ("<pad>", "<eos>")
+    assert set(LISTOPS_TOKENS[2:]) == {*"0123456789", "[MAX", "[MIN", "[MED", "[SM", "X"}
+
+
+def test_listops_items_are_the_file_rows_with_eos_and_padding(tmp_path):
+    data = build("listops", tmp_path)
+    for split, dataset in (("train", data.train), ("val", data.val), ("test", data.test)):
+        rows = fx.LISTOPS_ROWS[split]
+        assert len(dataset) == len(rows)
+        for (expression, label), (x, y) in zip(rows, dataset, strict=True):
+            expected = listops_tokens(fx.listops_source(expression))
+            n = len(expected)
+            assert [LISTOPS_TOKENS[i] for i in x[:n]] == expected
+            assert LISTOPS_TOKENS[int(x[n])] == "<eos>"
+            assert (x[n + 1 :] == 0).all()
+            assert int(y) == label
+
+
+def test_listops_truncates_to_seq_len_keeping_room_for_eos(tmp_path):
+    data = build("listops", tmp_path, seq_len=4)
+    x, _ = data.train[1]  # [MIN 4 [MAX 1 7 ] 3 ]
+    assert [LISTOPS_TOKENS[i] for i in x] == ["[MIN", "4", "[MAX", "<eos>"]
+    x, _ = build("listops", tmp_path, seq_len=4, append_eos=False).train[1]
+    assert [LISTOPS_TOKENS[i] for i in x] == ["[MIN", "4", "[MAX", "1"]
+
+
+# --- Text and Retrieval ---------------------------------------------------------------------
+
+
+def test_text_is_byte_level_with_labels_from_folders_and_a_carved_validation(tmp_path):
+    data = build("text", tmp_path)
+    # the loader's row order: the neg folder, then pos, each sorted by file name
+    by_folder = {lab: sorted(n for s, f, n, _ in fx.IMDB_REVIEWS if s == "train" and f == lab)
+                 for lab in ("neg", "pos")}  # fmt: skip
+    texts = {(f, n): t.encode() for s, f, n, t in fx.IMDB_REVIEWS if s == "train"}
+    rows = [(texts[(f, n)], int(f == "pos")) for f in ("neg", "pos") for n in by_folder[f]]
+    expected_train, expected_val = random_split(
+        range(len(rows)), [int(len(rows) * 0.9), len(rows) - int(len(rows) * 0.9)],
+        generator=torch.Generator().manual_seed(42),
+    )  # fmt: skip
+    assert len(data.train) == len(expected_train) and len(data.val) == len(expected_val)
+    for dataset, index in ((data.train, expected_train), (data.val, expected_val)):
+        for (x, y), row in zip(dataset, index, strict=True):
+            text, label = rows[row]
+            assert bytes((x[: len(text)] - 2).tolist()) == text
+            assert int(x[len(text)]) == 1 and (x[len(text) + 1 :] == 0).all()
+            assert int(y) == label
+    assert len(data.test) == 2
+
+
+def test_retrieval_holds_both_documents_truncated_per_document(tmp_path):
+    data = build("retrieval", tmp_path, seq_len=64)
+    for split, dataset in (("train", data.train), ("val", data.val), ("test", data.test)):
+        rows = fx.AAN_ROWS["eval" if split == "val" else split]
+        assert len(dataset) == len(rows)
+        for row, (x, y) in zip(rows, dataset, strict=True):
+            assert x.shape == (2, 64) and int(y) == int(float(row[0]))
+            for doc, text in enumerate(row[3:]):
+                body = text.encode()[:63]
+                assert bytes((x[doc, : len(body)] - 2).tolist()) == body
+                assert int(x[doc, len(body)]) == 1
+
+
+# --- CIFAR ----------------------------------------------------------------------------------
+
+
+def cifar_images(folder: Path, name: str) -> tuple[np.ndarray, list[int]]:
+    with open(folder / name, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    return batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), batch[b"labels"]
+
+
+def test_image_is_pil_grayscale_normalized_like_the_s4_loader(tmp_path):
+    data = build("image", tmp_path)
+    images, labels = cifar_images(fixture_dir("image", tmp_path), "test_batch")
+    for i, (x, y) in enumerate(data.test):
+        gray = np.asarray(Image.fromarray(images[i]).convert("L"), dtype=np.float64).reshape(-1)
+        expected = (gray / 255.0 - 122.6 / 255.0) / (61.0 / 255.0)
+        np.testing.assert_allclose(x[:, 0].numpy(), expected, rtol=0, atol=1e-5)
+        assert int(y) == labels[i]
+
+
+def test_scifar_is_rgb_row_major_per_channel_normalized(tmp_path):
+    data = build("scifar", tmp_path)
+    images, labels = cifar_images(fixture_dir("scifar", tmp_path), "test_batch")
+    mean, std = np.array([0.4914, 0.4822, 0.4465]), np.array([0.247, 0.243, 0.261])
+    for i, (x, y) in enumerate(data.test):
+        expected = (images[i].reshape(1024, 3) / 255.0 - mean) / std
+        np.testing.assert_allclose(x.numpy(), expected, rtol=0, atol=1e-5)
+        assert int(y) == labels[i]
+
+
+def test_cifar_validation_is_carved_from_train_by_the_s4_rule(tmp_path):
+    data = build("scifar", tmp_path, val_fraction=0.25, seed=7)
+    train_len = int(CIFAR_TRAIN * 0.75)
+    expected = random_split(
+        range(CIFAR_TRAIN), [train_len, CIFAR_TRAIN - train_len],
+        generator=torch.Generator().manual_seed(7),
+    )  # fmt: skip
+    assert list(data.train.index) == list(expected[0])
+    assert list(data.val.index) == list(expected[1])
+    assert len(data.test) == fx.CIFAR_TEST
+
+
+def test_noise_padding_keeps_the_image_and_appends_uniform_noise(tmp_path):
+    noisy = build("scifar_noise", tmp_path, noise_len=300)
+    hope_stats = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
+    plain = build("scifar", tmp_path, **hope_stats)
+    assert noisy.info.seq_len == 1324 and noisy.info.pool_start == 1024
+    assert noisy.info.pooling == "mean"
+    pads = []
+    for padded_split, plain_split in ((noisy.train, plain.train), (noisy.test, plain.test)):
+        for (x, y), (x0, y0) in zip(padded_split, plain_split, strict=True):
+            assert x.shape == (1324, 3)
+            torch.testing.assert_close(x[:1024], x0, rtol=0, atol=0)
+            assert int(y) == int(y0)
+            pads.append(x[1024:].numpy().reshape(-1))
+    pads = np.concatenate(pads)
+    assert pads.min() >= 0.0 and pads.max() < 1.0
+    assert stats.kstest(pads, "uniform").pvalue > 1e-3
+    assert not torch.equal(noisy.train[0][0][1024:], noisy.train[1][0][1024:])
+    assert not torch.equal(noisy.train[0][0][1024:], noisy.test[0][0][1024:])
+
+
+def test_noise_is_fixed_per_item_and_seed(tmp_path):
+    first = build("scifar_noise", tmp_path, noise_len=16)
+    again = build("scifar_noise", tmp_path, noise_len=16)
+    torch.testing.assert_close(first.val[0][0], again.val[0][0], rtol=0, atol=0)
+    # reading an item again gives the same noise (the HOPE script draws fresh noise per read)
+    torch.testing.assert_close(first.val[0][0], first.val[0][0], rtol=0, atol=0)
+    other = build("scifar_noise", tmp_path, noise_len=16, seed=3, val_fraction=0.5)
+    reseeded = build("scifar", tmp_path, seed=3, val_fraction=0.5, mean=[0.4914, 0.4822, 0.4465],
+                     std=[0.2023, 0.1994, 0.2010])  # fmt: skip
+    torch.testing.assert_close(other.val[0][0][:1024], reseeded.val[0][0])  # the seed splits too
+    assert not torch.equal(other.test[0][0][1024:], first.test[0][0][1024:])
+
+
+def test_noise_placed_before_pools_over_the_image(tmp_path):
+    noisy = build("scifar_noise", tmp_path, noise_len=50, placement="before")
+    plain = build("scifar", tmp_path, mean=[0.4914, 0.4822, 0.4465], std=[0.2023, 0.1994, 0.2010])
+    assert noisy.info.pool_start == 50 and noisy.info.seq_len == 1074
+    x, _ = noisy.test[2]
+    torch.testing.assert_close(x[50:], plain.test[2][0], rtol=0, atol=0)
+    assert x[:50].min() >= 0 and x[:50].max() < 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [({"noise_len": 0}, "task.noise_len"), ({"placement": "middle"}, "task.placement")],
+)
+def test_noise_options_are_checked(tmp_path, overrides, key):
+    with pytest.raises(UserError, match=key):
+        build("scifar_noise", tmp_path, **overrides)
+
+
+# --- Pathfinder -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "resolution"), [("pathfinder", 32), ("pathx", 128)])
+def test_pathfinder_pixels_labels_and_split(name, resolution, tmp_path):
+    data = build(name, tmp_path)
+    images = fixture_dir(name, tmp_path) / "curv_contour_length_14" / "imgs" / "0"
+    n = 10
+    expected = random_split(range(n), [n - 2, 1, 1], generator=torch.Generator().manual_seed(42))
+    for dataset, index in zip((data.train, data.val, data.test), expected, strict=True):
+        assert list(dataset.index) == list(index)
+        for (x, y), item in zip(dataset, index, strict=True):
+            pixels = np.asarray(Image.open(images / f"sample_{item}.png"), dtype=np.float64)
+            expected_x = (pixels.reshape(-1, 1) / 255.0 - 0.5) / 0.5
+            np.testing.assert_allclose(x.numpy(), expected_x, rtol=0, atol=1e-6)
+            assert int(y) == item % 2
+
+
+def test_pathfinder_difficulty_selects_the_folder(tmp_path):
+    root = fx.write_pathfinder(tmp_path / "data", 32, n=20, difficulty="curv_baseline")
+    data = tasks.build("pathfinder", data_dir=str(root), difficulty="curv_baseline",
+                       cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    assert (len(data.train), len(data.val), len(data.test)) == (16, 2, 2)
+    with pytest.raises(UserError, match=r"curv_contour_length_9/metadata"):
+        tasks.build("pathfinder", data_dir=str(root), difficulty="curv_contour_length_9",
+                    cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    with pytest.raises(UserError, match=r"task.difficulty='hard'"):
+        tasks.build("pathfinder", data_dir=str(root), difficulty="hard")
+
+
+# --- Errors a user can cause ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [("listops", "lra_release.gz"), ("text", "ai.stanford.edu"), ("retrieval", "lra_release.gz"),
+     ("image", "cs.toronto.edu/~kriz/cifar.html"), ("pathx", "lra_release.gz")],
+)  # fmt: skip
+def test_unset_data_dir_names_the_layout_and_the_source(name, source):
+    with pytest.raises(UserError, match=r"task\.data_dir is not set") as error:
+        tasks.build(name)
+    assert source in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "remove", "layout", "source"),
+    [
+        ("listops", "basic_val.tsv", "basic_train.tsv", "lra_release.gz"),
+        ("retrieval", "new_aan_pairs.eval.tsv", "new_aan_pairs.{train,eval,test}.tsv",
+         "lra_release.gz"),
+        ("scifar", "data_batch_3", "data_batch_5", "cs.toronto.edu/~kriz/cifar.html"),
+        ("text", "test/neg", "aclImdb/{train,test}/{pos,neg}", "ai.stanford.edu"),
+        ("pathfinder", "curv_contour_length_14/metadata", "metadata/<k>.npy", "lra_release.gz"),
+    ],
+)  # fmt: skip
+def test_missing_files_are_named_with_layout_and_source(tmp_path, name, remove, layout, source):
+    root = fixture_dir(name, tmp_path)
+    target = root / remove
+    if target.is_dir():
+        for child in target.iterdir():
+            child.unlink()
+        target.rmdir()
+    else:
+        target.unlink()
+    with pytest.raises(UserError) as error:
+        tasks.build(name, data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    message = str(error.value)
+    assert str(target) in message and layout in message and source in message
+
+
+def append_line(path: Path, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line + "\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "file", "line", "pattern"),
+    [
+        ("listops", "basic_test.tsv", "( [MAX 1 2 ] )\t2\textra", r"line 4 has 3 tab-separated"),
+        ("listops", "basic_train.tsv", "( [MAX 1 2 ] )\t12", r"line 8 has label '12'"),
+        ("listops", "basic_val.tsv", "( [MAX 1 2 ] )\tseven", r"line 4 has label 'seven'"),
+        ("listops", "basic_val.tsv", "( [AVG 1 2 ] )\t1", r"line 4 has token '\[AVG'"),
+        ("retrieval", "new_aan_pairs.test.tsv", "1.0\ta\tb\tonly one text", r"line 3 has 4"),
+        ("retrieval", "new_aan_pairs.train.tsv", "2.0\ta\tb\tx\ty", r"line 4 has label '2.0'"),
+    ],
+)
+def test_malformed_rows_are_named_by_file_and_line(tmp_path, name, file, line, pattern):
+    root = fixture_dir(name, tmp_path)
+    append_line(root / file, line)
+    with pytest.raises(UserError, match=pattern) as error:
+        tasks.build(name, data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    assert str(root / file) in str(error.value)
+
+
+def test_listops_header_is_checked(tmp_path):
+    root = fixture_dir("listops", tmp_path)
+    path = root / "basic_train.tsv"
+    path.write_text(path.read_text().replace("Source\tTarget", "Input\tOutput"))
+    with pytest.raises(UserError, match=r"basic_train.tsv: line 1 should be the header"):
+        tasks.build("listops", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+
+
+def test_tsv_without_rows_or_not_utf8_is_named(tmp_path):
+    root = fixture_dir("listops", tmp_path)
+    (root / "basic_val.tsv").write_text("Source\tTarget\n")
+    with pytest.raises(UserError, match=r"basic_val.tsv: the file holds no data rows"):
+        tasks.build("listops", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    (root / "basic_val.tsv").write_bytes(b"Source\tTarget\n( [MAX 1 \xff ] )\t1\n")
+    with pytest.raises(UserError, match=r"basic_val.tsv: not UTF-8 text \(byte 23\)"):
+        tasks.build("listops", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+
+
+def test_truncated_cifar_pickle_is_named(tmp_path):
+    root = fixture_dir("image", tmp_path)
+    path = root / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(UserError, match=r"data_batch_2: cannot read .* truncated or corrupt"):
+        tasks.build("image", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+
+
+def test_cifar_label_out_of_range_names_file_and_item(tmp_path):
+    root = fixture_dir("scifar", tmp_path)
+    batch = fx.cifar_batch(fx.CIFAR_TRAIN_PER_BATCH, 4)
+    batch[b"labels"][2] = 10
+    with open(root / "data_batch_4", "wb") as f:
+        pickle.dump(batch, f)
+    with pytest.raises(UserError, match=r"data_batch_4: item 2 has label 10"):
+        tasks.build("scifar", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+
+
+def test_cifar_statistics_need_one_value_per_channel(tmp_path):
+    with pytest.raises(UserError, match=r"task.mean and task.std .* need 3 value"):
+        build("scifar", tmp_path, mean=[0.5], std=[0.5])
+
+
+def test_unreadable_png_is_named(tmp_path):
+    root = fixture_dir("pathfinder", tmp_path)
+    path = root / "curv_contour_length_14" / "imgs" / "0" / "sample_3.png"
+    path.write_bytes(b"\x89PNG not really")
+    with pytest.raises(UserError, match=r"sample_3.png: cannot decode the PNG"):
+        tasks.build("pathfinder", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+
+
+def test_pathfinder_metadata_label_and_size_are_checked(tmp_path):
+    root = fixture_dir("pathfinder", tmp_path)
+    cache = str(tmp_path / "cache")
+    with pytest.raises(UserError, match=r"sample_0.png: image is 32x32, expected 64x64"):
+        tasks.build("pathfinder", data_dir=str(root), resolution=64, cache_dir=cache)
+    append_line(root / "curv_contour_length_14" / "metadata" / "0.npy", "imgs/0 sample_0.png 0 2")
+    with pytest.raises(UserError, match=r"0.npy: line 11 has label '2'"):
+        tasks.build("pathfinder", data_dir=str(root), cache_dir=cache)
+
+
+@pytest.mark.parametrize(("key", "value"), [("val_fraction", 1.0), ("test_fraction", -0.1)])
+def test_split_fractions_are_checked(tmp_path, key, value):
+    with pytest.raises(UserError, match=f"task.{key}={value}"):
+        build("pathfinder", tmp_path, **{key: value})
+
+
+def test_only_the_release_known_empty_image_is_skipped(tmp_path, caplog):
+    root = fx.write_pathfinder(tmp_path / "data", 32, n=4, difficulty="curv_baseline")
+    (root / "curv_baseline" / "imgs" / "0" / "sample_172.png").write_bytes(b"")
+    append_line(root / "curv_baseline" / "metadata" / "0.npy", "imgs/0 sample_172.png 172 1")
+    options = {"data_dir": str(root), "difficulty": "curv_baseline", "val_fraction": 0.0}
+    data = tasks.build("pathfinder", **options, test_fraction=0.0, cache_dir=str(tmp_path / "c"))
+    assert len(data.train) == 4
+    assert "sample_172.png" in caplog.text
+    (root / "curv_baseline" / "imgs" / "0" / "sample_2.png").write_bytes(b"")
+    with pytest.raises(UserError, match=r"sample_2.png: cannot decode the PNG"):
+        tasks.build("pathfinder", **options, test_fraction=0.0, cache_dir=str(tmp_path / "c"))
