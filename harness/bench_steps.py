@@ -57,7 +57,8 @@ def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMana
 
 def two_sided_options(name: str) -> dict[str, Any]:
     """Layer options of a two-sided (non-causal) layer of `name`, as LRA Image trains them:
-    `bidirectional` for S4 and S4D, HOPE's `mode: bidirectional` (the reference's later revision)."""
+    `bidirectional` for S4 and S4D; for HOPE `mode: bidirectional` (its reference's later
+    revision)."""
     if models.MODELS[name]().kernel == "hope":
         return {"mode": "bidirectional"}
     return {"bidirectional": True}

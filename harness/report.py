@@ -75,10 +75,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_date, help="only runs started on or after this date")
     p.add_argument("--status", action="append", choices=STATUSES, default=[], help="run status")
     p.add_argument("--seeds", type=int, default=1, help="mark cells with fewer seeds than this")
-    p.add_argument("--published", choices=("matched", "all", "none"), default="matched")
+    p.add_argument(
+        "--published",
+        choices=("matched", "all", "none"),
+        default="matched",
+        help="published rows: of the models in the table, all, or none",
+    )
     p.add_argument("--published-file", type=Path, default=DEFAULT_PUBLISHED_CSV)
-    p.add_argument("--runs-dir", type=Path, help="run folders with checkpoints (for --plots)")
-    p.add_argument("--bench-dir", type=Path, default=PROJECT_ROOT / "results" / "bench")
+    p.add_argument(
+        "--runs-dir", type=Path, help="run folders with checkpoints (default: the runs' paths)"
+    )
+    p.add_argument(
+        "--bench-dir",
+        type=Path,
+        default=PROJECT_ROOT / "results" / "bench",
+        help="benchmark CSVs of harness.bench (for --plots)",
+    )
     p.add_argument("--kernel-len", type=int, default=256, help="kernel length L in the figures")
     p.add_argument("--basis-state", type=int, default=64, help="state size N of the basis figure")
     return p
@@ -132,7 +144,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     render = RENDERERS[args.format]
     print("\n".join(render(t) for t in [*tables, excluded] if t.rows or t is tables[0]))
     if args.plots:
-        from harness.figures import write_figures
+        from harness.figures import write_figures  # torch and the models load only for figures
 
         written += write_figures(uri, result.kept, args, published)
     log.info("wrote %s", ", ".join(str(p) for p in written))

@@ -194,7 +194,11 @@ def to_frame(table: Table) -> pd.DataFrame:
             else:
                 record[name] = cell.value if isinstance(cell, Num) else cell
         records.append(record)
-    frame = pd.DataFrame.from_records(records)
+    columns = [*table.index, "published"]
+    for j, name in enumerate(table.columns):
+        stat_fields = ("mean", "std", "n", "best", "few_seeds")
+        columns += [f"{name}_{f}" for f in stat_fields] if j in stat_cols else [name]
+    frame = pd.DataFrame.from_records(records, columns=columns)
     for j in stat_cols:
         frame[f"{table.columns[j]}_n"] = frame[f"{table.columns[j]}_n"].astype("Int64")
     return frame

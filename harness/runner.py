@@ -6,7 +6,7 @@ A point is identified by `config_hash(cfg)`; its run directory `<paths.runs_dir>
 - its MLflow run FINISHED: log "already finished" and return the stored summary (`force=true`
   starts a new run instead);
 - its MLflow run unfinished (RUNNING or KILLED) and `resume=true`: continue in the same MLflow run,
-  from `checkpoint.pt` if there is one;
+  from `checkpoint.pt` if there is one, adding 1 to the run's `requeues` tag;
 - otherwise (new, FAILED, or `resume=false`): start a new MLflow run in the explicit experiment.
 The MLflow run ends FINISHED, FAILED with tag `status_reason` (non-finite loss, a user error such
 as a missing data directory, a crash), or KILLED with `status_reason=preempted` on a stop signal.
@@ -258,8 +258,27 @@ def _write_artifact(run: tracking.TrackedRun, path: Path, text: str) -> None:
     run.log_artifact(path)
 
 
-def _reason(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:MAX_REASON_CHARS]
+def _outcome(error: BaseException, stop_requested: bool) -> tuple[str, str]:
+    """MLflow status and `status_reason` of a run that ended with `error`."""
+    if isinstance(error, checkpoint.Preempted):
+        return "KILLED", "preempted"
+    if isinstance(error, SystemExit | KeyboardInterrupt):
+        # A stop signal's earlier handler (submitit's requeue) may exit the process itself.
+        return "KILLED", "preempted" if stop_requested else f"interrupted ({type(error).__name__})"
+    if isinstance(error, NonFiniteLoss):
+        return "FAILED", str(error)
+    if isinstance(error, UserError):
+        return "FAILED", f"error: {error}"[:MAX_REASON_CHARS]
+    return "FAILED", f"{type(error).__name__}: {error}"[:MAX_REASON_CHARS]
+
+
+def _build(cfg: DictConfig) -> tuple[tasks.TaskData, dict[str, Any], torch.nn.Module]:
+    """The task's data, the model's build arguments and the freshly initialized model."""
+    seed_everything(int(cfg.seed))
+    task_options = {k: v for k, v in resolved(cfg.task).items() if k != "name"}
+    data = tasks.build(str(cfg.task.name), **task_options)
+    args = model_args(cfg, data.info)
+    return data, args, models.build_model(**args)
 
 
 def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> dict[str, Any]:
@@ -267,11 +286,7 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> di
     signals = checkpoint.StopSignals()
     try:
         _set_determinism(bool(cfg.trainer.deterministic))
-        seed_everything(int(cfg.seed))
-        task_options = {k: v for k, v in resolved(cfg.task).items() if k != "name"}
-        data = tasks.build(str(cfg.task.name), **task_options)
-        args = model_args(cfg, data.info)
-        model = models.build_model(**args)
+        data, args, model = _build(cfg)
         n_params = sum(p.numel() for p in model.parameters())
         extra = {
             "mlflow_run_id": run.run_id if run else None,
@@ -279,16 +294,9 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> di
             "model_args": args,
         }
         log_fn = run.log_metrics if run else (lambda values, step: None)
+        splits = (data.train, data.val, data.test)
         trainer = Trainer(
-            model,
-            (data.train, data.val, data.test),
-            data.info.objective,
-            cfg,
-            ctx,
-            directory,
-            log_fn,
-            signals,
-            extra,
+            model, splits, data.info.objective, cfg, ctx, directory, log_fn, signals, extra
         )
         ckpt_path = directory / checkpoint.CHECKPOINT
         if plan.action == "resume" and ckpt_path.exists():
@@ -300,26 +308,9 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> di
             _write_artifact(run, directory / GROUPS_FILE, json.dumps(groups, indent=2))
         with signals:
             final = trainer.fit()
-    except checkpoint.Preempted:
+    except BaseException as error:
         if run is not None:
-            run.end("KILLED", reason="preempted")
-        raise
-    except (SystemExit, KeyboardInterrupt) as error:
-        if run is not None:
-            reason = "preempted" if signals.requested else f"interrupted ({type(error).__name__})"
-            run.end("KILLED", reason=reason)
-        raise
-    except NonFiniteLoss as error:
-        if run is not None:
-            run.end("FAILED", reason=str(error))
-        raise
-    except UserError as error:
-        if run is not None:
-            run.end("FAILED", reason=f"error: {error}"[:MAX_REASON_CHARS])
-        raise
-    except Exception as error:
-        if run is not None:
-            run.end("FAILED", reason=_reason(error))
+            run.end(*_outcome(error, signals.requested))
         raise
     summary = {
         "config_hash": directory.name,

@@ -30,7 +30,8 @@ from mlflow.exceptions import MlflowException
 from common import UserError
 from harness.config import PROJECT_ROOT
 from harness.jobs import JobRecord, is_active, job_states
-from harness.launcher import MANIFEST, RUN_ID_FILE
+from harness.launcher import MANIFEST
+from harness.runner import RUN_ID_FILE
 from harness.tracking import with_retries
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,15 @@ def status_table(manifest_path: Path, with_logs: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def render(table: pd.DataFrame) -> str:
+    """The table as left-aligned text columns (long reasons and labels stay readable)."""
+    rows = [list(map(str, table.columns))]
+    rows += [[str(value) for value in row] for row in table.itertuples(index=False)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(table.columns))]
+    lines = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m harness.status", description=__doc__.split("\n\n")[0]
@@ -179,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     counts = table["state"].value_counts()
     print(f"sweep {json.loads(manifest.read_text())['sweep']} ({manifest.parent})")
-    print(table.to_string(index=False))
+    print(render(table))
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
     return 0
 

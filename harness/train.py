@@ -5,7 +5,10 @@ take fewer). Metrics are logged at optimizer steps (`step`, counted from 1):
 - every `trainer.log_every` steps, window means: `train/loss`, `train/acc`, `lr/<group>`,
   `perf/samples_per_s`, `perf/peak_mem_gb` (CUDA);
 - at each evaluation (every epoch, or every `trainer.eval_every_steps`): `val/*`, `test/*`,
-  `epoch` (fractional inside an epoch).
+  `epoch` (fractional inside an epoch);
+- at the end (`Trainer.summary`): `best/*`, `wall_time_s`, `perf/mean_samples_per_s`,
+  `perf/step_s` and `perf/overhead_fraction` (loader waits, logging and checkpoint writes over the
+  training loop's time).
 The reported test score is the test score at the best validation evaluation (`val/acc` highest,
 or `val/loss` lowest for regression). Losses stay on the device between log windows; a window's
 per-step losses are checked at its end, and a non-finite one raises `NonFiniteLoss` naming the step.
@@ -309,7 +312,7 @@ class Trainer:
         self.last_eval_step = self.step
         if self.ctx.is_main:
             self.log_fn(values, self.step)
-        log.info("step %d: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
+            log.info("step %d: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
         return values
 
     # ----------------------------------------------------------------------------- loop

@@ -42,7 +42,7 @@ class DiagonalOptions(LayerOptions):
 
 @dataclass(frozen=True)
 class HopeOptions(LayerOptions):
-    mode: str = "circular"  # circular | linear | bidirectional
+    mode: str = "circular"  # circular | linear (see models.kernels.hope)
 
 
 @dataclass(frozen=True)
@@ -171,11 +171,6 @@ def resolve_options(name: str, **overrides) -> tuple[ModelSpec, LayerOptions]:
         _choice("disc", opts.disc, DISCRETIZATIONS)
     if isinstance(opts, HopeOptions):
         _choice("mode", opts.mode, MODES)
-        if opts.bidirectional and opts.mode != "linear":
-            raise UserError(
-                f"layer option bidirectional=true needs mode 'linear' for HOPE, got mode "
-                f"{opts.mode!r}; for a two-sided HOPE layer set mode: bidirectional instead"
-            )
     if isinstance(opts, HopeLegsOptions) and opts.legs_horizon <= 0:
         raise UserError(f"layer option legs_horizon={opts.legs_horizon} must be positive")
     return spec, opts
@@ -212,7 +207,7 @@ def _build_kernel(spec: ModelSpec, opts: LayerOptions, H: int) -> torch.nn.Modul
     if spec.kernel == "diagonal":
         Lambda, B = hippo.diagonal_init(spec.init, N, H)
         return DiagonalKernel(Lambda, B, channels, disc=opts.disc, **common)
-    sets = 2 if opts.bidirectional or opts.mode == "bidirectional" else 1
+    sets = 2 if opts.bidirectional else 1
     return HopeKernel(
         _markov_init(spec.init, opts, sets, H), opts.mode, opts.bidirectional, **common
     )

@@ -27,7 +27,7 @@ class TrackingEnv:
 
 @pytest.fixture
 def tracking_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrackingEnv:
-    """Fresh store `<tmp>/results/mlflow.db`, runs in `<tmp>/results/runs`, task cache in `<tmp>/cache`.
+    """A fresh store `<tmp>/results/mlflow.db`, runs in `<tmp>/results/runs`, cache `<tmp>/cache`.
 
     `MLFLOW_TRACKING_URI` and `SSM_BENCH_CACHE` are set for this test (subprocesses inherit them),
     so nothing reaches the project's own results/ or the user's cache.
@@ -69,7 +69,7 @@ TINY = [
 
 @pytest.fixture
 def make_cfg(tracking_env: TrackingEnv):
-    """`make_cfg(*overrides, task=TINY_TASK)`: configs/config.yaml with TINY, the store, overrides."""
+    """`make_cfg(*overrides, task=TINY_TASK)`: the root config with TINY, the store, overrides."""
 
     def compose_cfg(*overrides: str, task: list[str] = TINY_TASK) -> DictConfig:
         with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):

@@ -22,15 +22,21 @@ def store_uri(root: Path) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
-def tiny(root: Path, steps: int = 4, seq_len: int = 64, n_train: int = 64) -> list[str]:
-    """Overrides of a run that takes a few seconds, writing only under `root`."""
+def tiny(
+    root: Path, steps: int = 4, seq_len: int = 64, n_train: int = 64, cache: Path | None = None
+) -> list[str]:
+    """Overrides of a run that takes a few seconds, writing only under `root`.
+
+    The data cache (`root/cache` unless given) is part of the config hash: two roots that must
+    run the same point share one `cache`.
+    """
     return [
         "task=adding",
         f"task.seq_len={seq_len}",
         f"task.n_train={n_train}",
         "task.n_val=16",
         "task.n_test=16",
-        f"task.cache_dir={root / 'cache'}",
+        f"task.cache_dir={cache or root / 'cache'}",
         "backbone.d_model=8",
         "backbone.n_layers=1",
         "backbone.norm=layer",

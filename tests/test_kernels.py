@@ -193,20 +193,20 @@ def hope_params(layer):
 @pytest.mark.parametrize("name", ["hope", "hope_legs"])
 @pytest.mark.parametrize("L", [10, 11])
 def test_hope_frequency_response_is_the_markov_sum_at_the_moebius_points(float64, name, L):
-    for mode in ("circular", "linear", "bidirectional"):
-        layer = build_layer(name, d_model=3, d_state=8, mode=mode, dt_min=0.01, dt_max=1.0)
+    for mode, two_sided in [("circular", False), ("linear", False), ("circular", True)]:
+        layer = build_layer(
+            name, d_model=3, d_state=8, mode=mode, bidirectional=two_sided, dt_min=0.01, dt_max=1
+        )
         h, dt = hope_params(layer)
         G = layer.frequency_response(L).detach().numpy()
-        if mode == "circular":
-            expected = hope_response(h[0], dt[0], L)
-        elif mode == "linear":
-            expected = hope_response(h[0], dt[0], 2 * L)
-        else:
+        if two_sided:
             first = hope_response(h[0], dt[0], math.ceil(L / 2))
             second = hope_response(h[1], dt[1], L // 2)
             expected = np.concatenate([first, second[:, ::-1]], axis=-1)
+        else:
+            expected = hope_response(h[0], dt[0], L if mode == "circular" else 2 * L)
         assert G.shape == (1, *expected.shape)
-        assert np.allclose(G[0], expected, rtol=1e-12, atol=1e-14), mode
+        assert np.allclose(G[0], expected, rtol=1e-12, atol=1e-14), (mode, two_sided)
 
 
 def layer_output_from_conv(layer, x: torch.Tensor, y_conv: np.ndarray) -> torch.Tensor:
@@ -215,14 +215,14 @@ def layer_output_from_conv(layer, x: torch.Tensor, y_conv: np.ndarray) -> torch.
     return layer.output_linear(layer.activation(y))
 
 
-@pytest.mark.parametrize("mode", ["circular", "bidirectional"])
+@pytest.mark.parametrize("two_sided", [False, True])
 @pytest.mark.parametrize("L", [10, 11])
 def test_hope_layer_is_a_circular_convolution_with_the_inverse_fft_of_the_response(
-    float64, mode, L
+    float64, two_sided, L
 ):
-    layer = build_layer("hope", d_model=3, d_state=8, mode=mode).eval()
+    layer = build_layer("hope", d_model=3, d_state=8, bidirectional=two_sided).eval()
     h, dt = hope_params(layer)
-    if mode == "circular":
+    if not two_sided:
         G = hope_response(h[0], dt[0], L)
     else:
         G = np.concatenate(

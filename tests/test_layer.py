@@ -148,7 +148,6 @@ def test_config_file_holds_the_registry_defaults(name):
         (lambda: build_layer("s4_legs", d_model=4, disc="zoh"), "unknown layer option 'disc'"),
         (lambda: build_layer("s4d_lin", d_model=4, disc="euler"), "disc='euler'.*zoh"),
         (lambda: build_layer("hope", d_model=4, mode="wrap"), "mode='wrap'"),
-        (lambda: build_layer("hope", d_model=4, bidirectional=True), "bidirectional.*linear"),
         (lambda: build_layer("s4d_lin", d_model=4, d_state="64"), "'d_state'.*int"),
         (lambda: build_layer("s4d_lin", d_model=4, freeze_A=1), "'freeze_A'.*bool"),
         (lambda: build_layer("s4d_lin", d_model=4, activation="swish"), "activation='swish'"),

@@ -103,7 +103,9 @@ def test_schedule_scales_every_group_and_survives_state_dict():
         opt.step()
         schedule.after_step()
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.005, 0.0005])
-    opt2 = torch.optim.AdamW([{"params": [p], "lr": g["lr"]} for p, g in zip(params, groups)])
+    opt2 = torch.optim.AdamW(
+        [{"params": [p], "lr": g["lr"]} for p, g in zip(params, groups, strict=True)]
+    )
     restored = Schedule(opt2, cfg, total_steps=20, mode="max")
     restored.load_state_dict(schedule.state_dict())
     for s in (schedule, restored):
@@ -138,7 +140,7 @@ def test_sharded_batches_union_to_the_single_process_batch(n):
     if n % 8 == 0:
         for i, batch in enumerate(one):
             assert sorted(two[0][i] + two[1][i]) == sorted(batch)
-    seen = sorted(set(sum((b for r in two for b in r), [])))
+    seen = sorted({i for rank in two for batch in rank for i in batch})
     assert seen == list(range(n))
     assert len(list(ranks[0])) == len(list(ranks[1])) == len(ranks[0]) == math.ceil(n / 2)
 
@@ -160,5 +162,5 @@ def test_sampler_orders_depend_on_seed_and_epoch_and_resume_skips_batches():
 def test_eval_sampler_covers_each_example_once():
     data = list(range(11))
     parts = [list(distributed.eval_sampler(data, _ctx(r, 3))) for r in range(3)]
-    assert sorted(sum(parts, [])) == data
+    assert sorted(i for part in parts for i in part) == data
     assert [len(distributed.eval_sampler(data, _ctx(r, 3))) for r in range(3)] == [4, 4, 3]

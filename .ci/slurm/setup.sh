@@ -222,16 +222,17 @@ else
     started slurmd
 fi
 
-# A node left down or drained by an earlier run comes back here (its state survives restarts).
+# The node is up when idle, or busy with jobs (setup.sh may run again while a sweep runs). A node
+# left down or drained by an earlier run is resumed (its state survives restarts).
+node_up() { [[ "$(node_state)" =~ ^(idle|mixed|allocated|completing)$ ]]; }
 for ((i = 0; i < 60; i++)); do
-    state=$(node_state)
-    [[ $state == idle ]] && break
-    case $state in
+    node_up && break
+    case $(node_state) in
     down* | drain* | fail*) scontrol update nodename=localhost state=resume 2>/dev/null || true ;;
     esac
     sleep 0.5
 done
-[[ "$(node_state)" == idle ]] || die "node localhost is '$(node_state)', not idle; see $LOG_DIR/slurmd.log"
+node_up || die "node localhost is '$(node_state)', not up; see $LOG_DIR/slurmd.log"
 wait_for sacct 30 sacct -n -X --starttime=now
-say "cluster $CLUSTER is up: node localhost idle with $CPUS CPUs and ${REAL_MEMORY} MB," \
+say "cluster $CLUSTER is up: node localhost $(node_state) with $CPUS CPUs and ${REAL_MEMORY} MB," \
     "partition $PARTITION, accounting on (configs in $CONF_DIR, logs in $LOG_DIR)"

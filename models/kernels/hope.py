@@ -10,14 +10,16 @@ which maps the unit circle onto itself (bilinear transform with step dt), and th
 as the frequency response of an FFT convolution: y = Re(ifft(fft(u) * G)). Since u is real, this
 is the convolution of u with the real kernel Re(ifft(G)), which `forward` returns.
 
-Modes (`mode`):
-  circular       the causal revision of the reference: n = L samples, an L-point circular
-                 convolution (the response wraps around: late inputs leak into early outputs).
-  linear         n = 2L samples; the kernel is the first L taps of Re(ifft(G)) and the convolution
-                 is zero-padded to 2L, so it is strictly causal.
-  bidirectional  the later revision of the reference: two sets of (h, dt); G_1 at n = ceil(L/2)
-                 points and G_2 at n = floor(L/2) points give the L-point response
-                 [G_1, reverse(G_2)] (for even L exactly the reference), used circularly.
+Modes (`mode`), each one- or two-sided (the layer's `bidirectional` switch):
+  circular  one-sided: the causal revision of the reference, n = L samples and an L-point
+            circular convolution (the response wraps around: late inputs leak into early
+            outputs). Two-sided: the later (repository head) revision, two sets of (h, dt);
+            G_1 at n = ceil(L/2) points and G_2 at n = floor(L/2) points give the L-point response
+            [G_1, reverse(G_2)] (for even L exactly the reference), used circularly; its kernel is
+            one circular (1, H, L) kernel whose second half holds the anti-causal taps.
+  linear    n = 2L samples; the kernel is the first L taps of Re(ifft(G)) and the convolution is
+            zero-padded to 2L, so it is strictly causal. Two-sided: a second (h, dt) set gives a
+            second kernel run on the reversed sequence, as for S4 (kernel (2, H, L)).
 """
 
 import math
@@ -29,7 +31,7 @@ from torch import Tensor, nn
 from models.kernels import ops
 from models.kernels.params import as_complex_param_data, log_uniform_dt, ssm_parameter
 
-MODES = ("circular", "linear", "bidirectional")
+MODES = ("circular", "linear")
 
 
 def moebius_nodes(dt: Tensor, n: int) -> Tensor:
@@ -44,8 +46,8 @@ class HopeKernel(nn.Module):
     """HOPE convolution kernel; `forward(L)` -> (C, H, L) real.
 
     Parameters (both SSM parameters: own lr, weight decay 0): log_dt (S, H) and the Markov
-    parameters `markov` (S, H, M) complex (stored as a real view), S = 2 for mode
-    "bidirectional" or a two-sided linear layer, else 1. `freeze_A` freezes the Markov parameters.
+    parameters `markov` (S, H, M) complex (stored as a real view), S = 2 for a two-sided layer,
+    else 1. `freeze_A` freezes the Markov parameters.
     """
 
     def __init__(
@@ -63,9 +65,9 @@ class HopeKernel(nn.Module):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         S, H, _ = markov.shape
-        self.mode, self.H = mode, H
-        self.circular = mode != "linear"
-        self.channels = 2 if two_sided else 1
+        self.mode, self.H, self.two_sided = mode, H, two_sided
+        self.circular = mode == "circular"
+        self.channels = 2 if two_sided and not self.circular else 1
         self.log_dt = ssm_parameter(log_uniform_dt((S, H), dt_min, dt_max), lr)
         self.markov = ssm_parameter(as_complex_param_data(markov), lr, freeze_A)
 
@@ -78,10 +80,10 @@ class HopeKernel(nn.Module):
 
     def frequency_response(self, L: int) -> Tensor:
         """(C, H, L') complex samples the convolution uses; L' = 2L for mode linear, else L."""
-        if self.mode == "circular":
-            return self._response(L)
-        if self.mode == "linear":
-            return self._response(2 * L)
+        if not self.circular:
+            return self._response(2 * L)  # (C, H, 2L)
+        if not self.two_sided:
+            return self._response(L)  # (1, H, L)
         G1 = self._response((L + 1) // 2, slice(0, 1))  # (1, H, ceil(L/2))
         G2 = self._response(L // 2, slice(1, 2))  # (1, H, floor(L/2))
         return torch.cat([G1, G2.flip(-1)], dim=-1)  # (1, H, L)
