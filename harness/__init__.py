@@ -1,1 +1,2 @@
-"""Wiring: the run entry point, training loop, MLflow tracking, launching, reports, plots, benchmarks."""
+"""Wiring: the run entry point, training loop, MLflow tracking, launching, reports, plots and
+benchmarks."""

@@ -5,7 +5,7 @@ Suites (`--suite`, several allowed):
   layer   one layer forward + backward on x (B, L, H), every model and the FFT-convolution floor;
   model   one training step (forward, backward, AdamW) of a whole classifier on the LRA Image
           shape (6 post-norm BatchNorm blocks, H=512, N=64, batch 50, L=1024, dropout 0.1,
-          two-sided layers, mean pooling, 10 classes), every model and the floor model.
+          bidirectional layers, mean pooling, 10 classes), every model and the floor model.
 Each case is timed as the performance anchors were (`harness.bench_timing`): CUDA events,
 `--warmup` untimed steps, the median of `--reps`, peak `torch.cuda.max_memory_allocated`; fp32
 runs with TF32 off. `--impl reference` routes the kernel sums to the plain PyTorch reference.
@@ -14,6 +14,9 @@ Output: one CSV per suite, `<out>/<suite>_<device>.csv`, one row per case with c
 device, suite, model, impl, dtype, compile, B, H, N, L, ms, ms_min, ms_max, peak_mem_gb,
 samples_per_s, ms_vs_floor, mem_vs_floor, status, torch (ratios against the floor row of the
 same suite, impl, dtype and shape). A case that runs out of memory is a row with status `oom`.
+
+`--plot` draws throughput and peak memory against L next to each layer/model CSV
+(`harness.plots.bench_scaling`, PDF and PNG); `--plot-from CSV...` draws it for existing CSVs.
 
 Example (the README's GPU table):
     python -m harness.bench --suite layer --lengths 1024 4096 16384 65536 --dtypes fp32 bf16
@@ -29,7 +32,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 from tqdm import tqdm
 
 import models
@@ -37,6 +39,7 @@ from common import UserError
 from harness import bench_steps
 from harness.bench_steps import FLOOR, Shape
 from harness.bench_timing import measure
+from harness.cli import exits_on_user_error, parse_key_values
 from models.kernels import ops
 
 logger = logging.getLogger("harness.bench")
@@ -72,6 +75,7 @@ LRA_IMAGE_BACKBONE = {
     "norm": "batch",
     "encoder": "linear",
     "pooling": "mean",
+    "layer": {"bidirectional": True},
 }
 
 
@@ -124,18 +128,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--out", type=Path, default=Path("results/bench"))
     p.add_argument("--tag", default="", help="suffix of the CSV file names")
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help="also draw throughput and peak memory vs L next to each layer/model CSV",
+    )
+    p.add_argument(
+        "--plot-from",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="only draw the figure of existing benchmark CSVs (no benchmark run)",
+    )
     return p.parse_args(argv)
 
 
 def parse_options(pairs: Sequence[str]) -> dict:
-    """KEY=VALUE strings -> dict, values parsed as YAML scalars (true, 0.01, zoh)."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--layer-option {pair!r} must look like KEY=VALUE, e.g. disc=bilinear")
-        options[key] = yaml.safe_load(value)
-    return options
+    """--layer-option KEY=VALUE strings -> dict (values parsed as YAML scalars)."""
+    return parse_key_values(pairs, "--layer-option", "disc=bilinear")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -275,36 +286,66 @@ def run_suite(args: argparse.Namespace, suite: str, device: torch.device) -> pd.
     return add_floor_ratios(pd.DataFrame(rows))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        args = parse_args(argv)
-        device = resolve_device(args.device)
-        args.out.mkdir(parents=True, exist_ok=True)
-        for suite in args.suite:
-            table = run_suite(args, suite, device)
-            suffix = f"_{args.tag}" if args.tag else ""
-            path = args.out / f"{suite}_{device_label(device)}{suffix}.csv"
-            table.to_csv(path, index=False, float_format="%.6g")
-            print(f"wrote {path}")
-            print(
-                table[
-                    [
-                        "model",
-                        "impl",
-                        "dtype",
-                        "L",
-                        "ms",
-                        "peak_mem_gb",
-                        "ms_vs_floor",
-                        "mem_vs_floor",
-                        "status",
-                    ]
-                ].to_string(index=False)
+def plot(table: pd.DataFrame, stem: Path) -> list[Path]:
+    """Throughput and peak memory against L (`harness.plots.bench_scaling`) at `<stem>.pdf/.png`;
+    rows of the reference sums are labelled `<model> (reference)`."""
+    from harness import plots  # matplotlib and seaborn are imported only for a figure
+
+    ok = table[table["status"] == "ok"].copy()
+    reference = ok["impl"] == "reference"
+    ok.loc[reference, "model"] = ok.loc[reference, "model"] + " (reference)"
+    return plots.bench_scaling(ok, stem=stem)
+
+
+def plot_from(paths: Sequence[Path]) -> None:
+    """Draw the figure of each benchmark CSV next to it."""
+    for path in paths:
+        if not path.is_file():
+            raise UserError(
+                f"--plot-from {path}: no such file; give a CSV that harness.bench wrote"
             )
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        table = pd.read_csv(path)
+        missing = sorted({"model", "impl", "L", "dtype", "status"} - set(table.columns))
+        if missing:
+            raise UserError(f"--plot-from {path}: not a harness.bench CSV (no column {missing})")
+        for figure in plot(table, path.with_suffix("")):
+            print(f"wrote {figure}")
+
+
+@exits_on_user_error
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.INFO)
+    args = parse_args(argv)
+    if args.plot_from:
+        plot_from(args.plot_from)
+        return 0
+    device = resolve_device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for suite in args.suite:
+        table = run_suite(args, suite, device)
+        suffix = f"_{args.tag}" if args.tag else ""
+        path = args.out / f"{suite}_{device_label(device)}{suffix}.csv"
+        table.to_csv(path, index=False, float_format="%.6g")
+        print(f"wrote {path}")
+        if args.plot and suite != "kernel":
+            for figure in plot(table, path.with_suffix("")):
+                print(f"wrote {figure}")
+        print(
+            table[
+                [
+                    "model",
+                    "impl",
+                    "dtype",
+                    "L",
+                    "ms",
+                    "peak_mem_gb",
+                    "ms_vs_floor",
+                    "mem_vs_floor",
+                    "status",
+                ]
+            ].to_string(index=False)
+        )
     return 0
 
 

@@ -1,7 +1,7 @@
 """bf16 autocast against fp32: speed and loss curve of one model, `python -m harness.bench_curve`.
 
 Trains the benchmark's whole-model shape (`harness.bench` model suite: LRA Image backbone,
-two-sided layers) for `--steps` AdamW steps on a fixed synthetic classification set (random
+bidirectional layers) for `--steps` AdamW steps on a fixed synthetic classification set (random
 inputs with labels from a fixed random linear teacher on the time-averaged input, so the loss
 has somewhere to go), the same batches in the same order for every run. Three runs:
 fp32 with seed 0, fp32 with seed 1 (run-to-run noise: another init and dropout draw) and bf16
@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import models
-from common import UserError
 from harness.bench import LRA_IMAGE_BACKBONE, device_label, resolve_device
-from harness.bench_steps import autocast, set_precision, two_sided_options
+from harness.bench_steps import autocast, set_precision
+from harness.cli import exits_on_user_error
 
 RUNS = (("fp32", 0), ("fp32", 1), ("bf16", 0))  # (dtype, seed)
 
@@ -64,7 +64,7 @@ def train_curve(args, dtype: str, seed: int, batches, device: torch.device) -> p
     set_precision(dtype)
     torch.manual_seed(seed)
     backbone = {**LRA_IMAGE_BACKBONE, "n_layers": args.layers}
-    backbone["layer"] = {**two_sided_options(args.model), "d_state": args.d_state}
+    backbone["layer"] = {**backbone["layer"], "d_state": args.d_state}
     model = models.build_model(args.model, 3, 10, d_model=args.d_model, **backbone)
     model = model.to(device).train()
     opt = torch.optim.AdamW(models.param_groups(model, args.lr, args.weight_decay), lr=args.lr)
@@ -100,9 +100,10 @@ def _timed(fn: Callable[[], float], device: torch.device) -> tuple[float, float]
 
 
 def summarize(curves: pd.DataFrame) -> dict[str, float]:
-    """Loss gaps (mean absolute difference per step) and median step times (after step 5)."""
+    """Loss gaps (mean absolute difference per step) and median step times (after the first 5
+    steps, or all but the last one in a shorter run)."""
     loss = curves.pivot_table(index="step", columns=["dtype", "seed"], values="loss")
-    warm = curves[curves["step"] >= 5]
+    warm = curves[curves["step"] >= min(5, curves["step"].max())]
     return {
         "bf16_vs_fp32_gap": (loss[("bf16", 0)] - loss[("fp32", 0)]).abs().mean(),
         "fp32_seed_gap": (loss[("fp32", 1)] - loss[("fp32", 0)]).abs().mean(),
@@ -113,26 +114,23 @@ def summarize(curves: pd.DataFrame) -> dict[str, float]:
     }
 
 
+@exits_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-        models.MODELS[args.model]  # unknown name -> UserError listing the valid ones
-        device = resolve_device(args.device)
-        batches = synthetic_batches(args, device)
-        curves = pd.concat([train_curve(args, d, s, batches, device) for d, s in RUNS])
-        curves.insert(0, "device", device_label(device))
-        curves.insert(1, "model", args.model)
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"curve_{args.model}_{device_label(device)}.csv"
-        curves.to_csv(path, index=False, float_format="%.6g")
-        summary = summarize(curves)
-        print(f"wrote {path}")
-        for key, value in summary.items():
-            print(f"{key}: {value:.4f}")
-        print(f"bf16 speedup: {summary['fp32_ms'] / summary['bf16_ms']:.2f}x")
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    args = parse_args(argv)
+    models.MODELS[args.model]  # unknown name -> UserError listing the valid ones
+    device = resolve_device(args.device)
+    batches = synthetic_batches(args, device)
+    curves = pd.concat([train_curve(args, d, s, batches, device) for d, s in RUNS])
+    curves.insert(0, "device", device_label(device))
+    curves.insert(1, "model", args.model)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"curve_{args.model}_{device_label(device)}.csv"
+    curves.to_csv(path, index=False, float_format="%.6g")
+    summary = summarize(curves)
+    print(f"wrote {path}")
+    for key, value in summary.items():
+        print(f"{key}: {value:.4f}")
+    print(f"bf16 speedup: {summary['fp32_ms'] / summary['bf16_ms']:.2f}x")
     return 0
 
 

@@ -27,24 +27,18 @@ from collections.abc import Sequence
 
 import pandas as pd
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 import tasks
 from common import UserError
+from harness.cli import exits_on_user_error, parse_key_values
 
 logger = logging.getLogger("harness.bench_data")
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
-    """`KEY=VALUE` strings -> {key: YAML-parsed value}; a malformed pair is a `UserError`."""
-    overrides = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set seq_len=2048")
-        overrides[key] = yaml.safe_load(value)
-    return overrides
+    """--set KEY=VALUE strings -> task options (values parsed as YAML scalars)."""
+    return parse_key_values(pairs, "--set", "seq_len=2048")
 
 
 def loader_throughput(
@@ -118,24 +112,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@exits_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if min(args.batch_size, args.batches, args.repeats) < 1 or min(args.workers) < 0:
-            raise UserError("--batch-size, --batches and --repeats must be >= 1, --workers >= 0")
-        table = benchmark(
-            args.task,
-            parse_overrides(args.set),
-            args.batch_size,
-            args.batches,
-            args.workers,
-            args.pin_memory,
-            args.repeats,
-        )
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if min(args.batch_size, args.batches, args.repeats) < 1 or min(args.workers) < 0:
+        raise UserError("--batch-size, --batches and --repeats must be >= 1, --workers >= 0")
+    table = benchmark(
+        args.task,
+        parse_overrides(args.set),
+        args.batch_size,
+        args.batches,
+        args.workers,
+        args.pin_memory,
+        args.repeats,
+    )
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}")
     print(table.to_string(index=False))
     return 0

@@ -7,8 +7,7 @@ runs one step; `harness.bench_timing.measure` calls it. `name` is a registered m
 - kernel: `layer.kernel(L)` forward and backward (kernel generation alone, fp32 always).
 - layer:  `layer(x)` forward and backward, x (B, L, H) with gradient, random output gradient.
 - model:  one optimizer step of `models.build_model` (cross-entropy, AdamW over
-          `models.param_groups`) on random real inputs (B, L, d_input) and labels, with
-          two-sided layers (`two_sided_options`).
+          `models.param_groups`) on random real inputs (B, L, d_input) and labels.
 `dtype` is `fp32`, `tf32` (fp32 storage, TF32 matmuls) or `bf16` (bf16 autocast; the layers
 keep kernel generation and FFT convolution in fp32).
 """
@@ -53,15 +52,6 @@ def set_precision(dtype: str) -> None:
 def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
     """bf16 autocast for `bf16`, a no-op otherwise."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-
-
-def two_sided_options(name: str) -> dict[str, Any]:
-    """Layer options of a two-sided (non-causal) layer of `name`, as LRA Image trains them:
-    `bidirectional` for S4 and S4D; for HOPE `mode: bidirectional` (its reference's later
-    revision)."""
-    if models.MODELS[name]().kernel == "hope":
-        return {"mode": "bidirectional"}
-    return {"bidirectional": True}
 
 
 def _layer(name: str, shape: Shape, floor_of: str, layer_options: Mapping[str, Any]) -> nn.Module:
@@ -127,7 +117,7 @@ def model_step(
     torch.manual_seed(0)
     base = floor_of if name == FLOOR else name
     backbone = dict(shape.backbone)
-    backbone["layer"] = {**two_sided_options(base), "d_state": shape.d_state}
+    backbone["layer"] = {**backbone.get("layer", {}), "d_state": shape.d_state}
     model = models.build_model(
         base, shape.d_input, shape.d_output, d_model=shape.d_model, **backbone
     )

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from common import UserError
+from harness.cli import exits_on_user_error
 from harness.config import PROJECT_ROOT
 from harness.published import DEFAULT_PUBLISHED_CSV, load_published
 from harness.report_format import RENDERERS, Table, to_csv, to_latex, to_markdown
@@ -151,16 +152,13 @@ def run(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+@exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0, or 2 with `error: <message>` for a user error."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("harness").setLevel(logging.INFO)
     args = parser().parse_args(argv)
-    try:
-        run(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    run(args)
     return 0
 
 

@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from common import UserError
+from harness.cli import report_user_error
 from harness.config import PROJECT_ROOT
 
 # Config groups whose option names are registry names (configs/<group>/<name>.yaml).
@@ -74,8 +75,7 @@ def cli() -> None:
     try:
         check_names(sys.argv[1:])
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report_user_error(error))
     main()
 
 

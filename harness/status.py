@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from common import UserError
+from harness.cli import exits_on_user_error
 from harness.config import PROJECT_ROOT
 from harness.jobs import JobRecord, is_active, job_states
 from harness.launcher import MANIFEST
@@ -172,6 +173,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+@exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -179,14 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         with initialize_config_dir(config_dir=str(PROJECT_ROOT / "configs"), version_base="1.3"):
             cfg = compose("config", overrides=args.overrides)
     except HydraException as error:
-        print(f"error: bad override in {args.overrides}: {error}", file=sys.stderr)
-        return 2
-    try:
-        manifest = find_manifest(args.sweep, Path(cfg.paths.sweeps_dir))
-        table = status_table(manifest, with_logs=args.logs)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise UserError(f"bad override in {args.overrides}: {error}") from None
+    manifest = find_manifest(args.sweep, Path(cfg.paths.sweeps_dir))
+    table = status_table(manifest, with_logs=args.logs)
     counts = table["state"].value_counts()
     print(f"sweep {json.loads(manifest.read_text())['sweep']} ({manifest.parent})")
     print(render(table))

@@ -155,3 +155,16 @@ def write_pathfinder(
         lines.append(f"imgs/0 sample_{i}.png {i} {i % 2}")
     (metadata / "0.npy").write_text("\n".join(lines) + "\n")
     return folder
+
+
+# real-data task -> writer of its fixture (returns the directory to pass as data_dir)
+WRITERS = {
+    "listops": write_listops,
+    "text": write_imdb,
+    "retrieval": write_aan,
+    "image": write_cifar,
+    "scifar": write_cifar,
+    "scifar_noise": write_cifar,
+    "pathfinder": lambda root: write_pathfinder(root, 32),
+    "pathx": lambda root: write_pathfinder(root, 128),
+}

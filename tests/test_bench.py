@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import models
-from harness import bench, bench_floor, bench_timing
+from harness import bench, bench_curve, bench_floor, bench_timing
 
 TINY = ["--lengths", "24", "--batch", "2", "--d-model", "4", "--d-state", "4",
         "--model-lengths", "16", "--model-batch", "2", "--model-d-model", "4",
@@ -90,3 +90,31 @@ def test_cuda_request_without_gpu_is_a_user_error(tmp_path, capsys):
         pytest.skip("this machine has a CUDA device")
     assert bench.main(["--out", str(tmp_path), *TINY[:-2], "--device", "cuda"]) == 2
     assert "use --device cpu" in capsys.readouterr().err
+
+
+def test_plot_from_a_bench_csv_writes_pdf_and_png(tmp_path):
+    csv = tmp_path / "layer_cpu.csv"
+    argv = ["--suite", "layer", "--models", "s4d_lin", "floor", "--floor-of", "s4d_lin",
+            "--out", str(tmp_path), *TINY]  # fmt: skip
+    assert bench.main(argv) == 0
+    assert bench.main(["--plot-from", str(csv)]) == 0
+    for suffix in (".pdf", ".png"):
+        assert csv.with_suffix(suffix).stat().st_size > 0
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    assert bench.main(["--plot-from", str(tmp_path / "other.csv")]) == 2
+
+
+def test_curve_runs_fp32_twice_and_bf16_on_the_same_batches(tmp_path, capsys):
+    argv = ["--model", "s4d_lin", "--steps", "3", "--batch", "2", "--length", "16",
+            "--d-model", "4", "--d-state", "4", "--layers", "1", "--n-batches", "2",
+            "--device", "cpu", "--out", str(tmp_path)]  # fmt: skip
+    assert bench_curve.main(argv) == 0
+    curves = pd.read_csv(tmp_path / "curve_s4d_lin_cpu.csv")
+    runs = curves.groupby(["dtype", "seed"])["step"].apply(list).to_dict()
+    assert runs == {("bf16", 0): [0, 1, 2], ("fp32", 0): [0, 1, 2], ("fp32", 1): [0, 1, 2]}
+    assert curves["loss"].notna().all() and (curves["ms"] > 0).all()
+    summary = bench_curve.summarize(curves)
+    fp32 = curves[(curves["dtype"] == "fp32") & (curves["seed"] == 0)]["loss"].to_numpy()
+    bf16 = curves[curves["dtype"] == "bf16"]["loss"].to_numpy()
+    assert summary["bf16_vs_fp32_gap"] == pytest.approx(abs(bf16 - fp32).mean(), rel=1e-4)
+    assert "bf16 speedup" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from common import UserError
 from harness import launcher
 from harness.launcher import local_slots, swept
 from harness.status import RunView, point_state
+from harness.status import main as status_main
 
 MODELS = ("s4_legs", "s4_fout", "hope")
 SEEDS = (0, 1)
@@ -115,10 +116,10 @@ def test_status_joins_job_state_and_mlflow(job_state, run, skipped, expected) ->
     assert point_state(job_state, run, skipped, requeues) == expected
 
 
-def test_status_names_a_missing_sweep(tmp_path: Path) -> None:
-    missing = sh.harness_status(tmp_path, "no-such-sweep")
-    assert missing.returncode == 2
-    assert "error: no sweep 'no-such-sweep'" in missing.stderr
-    none_yet = sh.harness_status(tmp_path)
-    assert none_yet.returncode == 2
-    assert "no sweep launched yet" in none_yet.stderr
+def test_status_names_a_missing_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert status_main(["no-such-sweep", f"paths.root={tmp_path}"]) == 2
+    assert "error: no sweep 'no-such-sweep'" in capsys.readouterr().err
+    assert status_main([f"paths.root={tmp_path}"]) == 2
+    assert "no sweep launched yet" in capsys.readouterr().err
+    assert status_main(["paths.no_such_key=1"]) == 2
+    assert "error: bad override" in capsys.readouterr().err

@@ -17,17 +17,6 @@ import tasks
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "task"
 
-# real-data task -> writer of its fixture (returns the directory to pass as data_dir)
-FIXTURES = {
-    "listops": fx.write_listops,
-    "text": fx.write_imdb,
-    "retrieval": fx.write_aan,
-    "image": fx.write_cifar,
-    "scifar": fx.write_cifar,
-    "scifar_noise": fx.write_cifar,
-    "pathfinder": lambda root: fx.write_pathfinder(root, 32),
-    "pathx": lambda root: fx.write_pathfinder(root, 128),
-}
 # generated task -> small options
 SMALL = {
     "listops_gen": {"n_train": 8, "n_val": 4, "n_test": 4, "min_length": 5, "max_length": 40},
@@ -44,8 +33,8 @@ BATCH = 4
 def build_small(name: str, tmp_path: Path) -> tasks.TaskData:
     """Task `name` from its fixture or with its small options, cached under tmp_path."""
     options = dict(SMALL.get(name, {}))
-    if name in FIXTURES:
-        options["data_dir"] = str(FIXTURES[name](tmp_path / "data"))
+    if name in fx.WRITERS:
+        options["data_dir"] = str(fx.WRITERS[name](tmp_path / "data"))
     elif name not in SMALL:
         pytest.fail(f"task {name!r} has neither a fixture nor small options in this test")
     if "cache_dir" in tasks.task_options(name):
@@ -61,7 +50,7 @@ def as_plain(value):
 
 
 def test_every_design_task_is_covered():
-    assert set(tasks.TASKS.names()) <= set(FIXTURES) | set(SMALL)
+    assert set(tasks.TASKS.names()) <= set(fx.WRITERS) | set(SMALL)
 
 
 @pytest.mark.parametrize("name", tasks.TASKS.names())

@@ -21,16 +21,6 @@ from common import UserError
 from tasks.vocab import LISTOPS_TOKENS, listops_tokens
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "task"
-WRITERS = {
-    "listops": fx.write_listops,
-    "text": fx.write_imdb,
-    "retrieval": fx.write_aan,
-    "image": fx.write_cifar,
-    "scifar": fx.write_cifar,
-    "scifar_noise": fx.write_cifar,
-    "pathfinder": lambda root: fx.write_pathfinder(root, 32),
-    "pathx": lambda root: fx.write_pathfinder(root, 128),
-}
 # name -> (input kind, d_input, d_output, seq_len, dual, pool_start, x shape of one item)
 EXPECTED = {
     "listops": ("tokens", 17, 10, 2048, False, 0, (2048,)),
@@ -47,12 +37,12 @@ CIFAR_TRAIN = 5 * fx.CIFAR_TRAIN_PER_BATCH
 
 def build(name: str, tmp_path: Path, **overrides) -> tasks.TaskData:
     """Write the fixture of task `name` under tmp_path and build the task from it."""
-    root = WRITERS[name](tmp_path / "data")
+    root = fx.WRITERS[name](tmp_path / "data")
     return tasks.build(name, data_dir=str(root), cache_dir=str(tmp_path / "cache"), **overrides)
 
 
 def fixture_dir(name: str, tmp_path: Path) -> Path:
-    return WRITERS[name](tmp_path / "data")
+    return fx.WRITERS[name](tmp_path / "data")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -1,0 +1,49 @@
+"""How every command-line entry point answers an error the user can fix.
+
+`common.UserError` becomes one line `error: <message>` on stderr and exit status 2, with no
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+
+import yaml
+
+from common import UserError
+
+USER_ERROR_STATUS = 2
+
+
+def report_user_error(error: UserError) -> int:
+    """Print `error` as one line on stderr; the exit status for it."""
+    print(f"error: {error}", file=sys.stderr)
+    return USER_ERROR_STATUS
+
+
+def exits_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
+    """Decorate a `main(argv) -> exit status` so that a `UserError` returns 2 after its message."""
+
+    @functools.wraps(main)
+    def guarded(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except UserError as error:
+            return report_user_error(error)
+
+    return guarded
+
+
+def parse_key_values(pairs: Sequence[str], flag: str, example: str) -> dict[str, object]:
+    """`KEY=VALUE` strings of option `flag` -> {key: value parsed as a YAML scalar}.
+
+    `true`, `0.01`, `zoh` become a bool, a float and a string; a pair without `=` or key is a
+    `UserError` showing `example`.
+    """
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag} {pair!r} must look like KEY=VALUE, e.g. {flag} {example}")
+        options[key] = yaml.safe_load(value)
+    return options
