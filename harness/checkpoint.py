@@ -41,6 +41,9 @@ class Preempted(Exception):
         super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint written")
         self.signum = signum
 
+    def __reduce__(self):  # rebuilt from `signum` when it crosses a process boundary (submitit)
+        return type(self), (self.signum,)
+
 
 def save_atomic(obj: Any, path: Path) -> None:
     """`torch.save` to a temporary file beside `path`, then rename over it (never a torn file)."""

@@ -51,6 +51,9 @@ class NonFiniteLoss(Exception):
         super().__init__(f"non-finite loss at step {step}")
         self.step = step
 
+    def __reduce__(self):  # rebuilt from `step` when it crosses a process boundary (submitit)
+        return type(self), (self.step,)
+
 
 def build_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.AdamW:
     """AdamW over `models.param_groups` (SSM parameters keep their own lr and weight decay 0)."""

@@ -112,7 +112,8 @@ class ChannelNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "batch":
-            return self.norm(x.transpose(1, 2)).transpose(1, 2)  # (B, H, L) -> (B, L, H)
+            # statistics over batch and steps: BatchNorm1d of the (B * L, H) view, no transpose copy
+            return self.norm(x.reshape(-1, x.shape[-1])).view_as(x)  # (B, L, H)
         return self.norm(x)  # (B, L, H)
 
 

@@ -83,6 +83,20 @@ def test_forward_backward_finite(name, case):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_kernel_gradients_are_finite_at_every_length(name):
+    """Lengths where roots of unity, odd sizes and blocking edge cases meet (1, 2, 7, 64, 1000)."""
+    torch.manual_seed(0)
+    for bidirectional in (False, True):
+        layer = models.build_layer(name, d_model=8, d_state=16, bidirectional=bidirectional)
+        for L in (1, 2, 7, 64, 1000):
+            layer.zero_grad()
+            layer.kernel(L).square().sum().backward()
+            bad = [n for n, p in layer.named_parameters() if p.grad is not None
+                   and not torch.isfinite(p.grad).all()]  # fmt: skip
+            assert not bad, (L, bidirectional, bad)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_param_groups_carry_the_configured_ssm_settings(name):
     ssm_lr = 0.0123
     model = make(name, layer={"lr": ssm_lr})

@@ -1,6 +1,8 @@
 """Short runs end to end in-process: what MLflow and the run directory hold afterwards."""
 
 import json
+import pickle
+import signal
 
 import pytest
 import torch
@@ -146,3 +148,11 @@ def test_early_stopping_ends_after_patience_evaluations(make_cfg, tracking_env):
     )
     assert summary["step"] == 3  # val never improves after step 1: evaluations 2 and 3 exhaust it
     assert summary["best/step"] == 1
+
+
+def test_run_errors_keep_their_message_across_a_process_boundary():
+    """submitit pickles a job's exception back to the launcher; the message must survive intact."""
+    for error in (NonFiniteLoss(7), checkpoint.Preempted(signal.SIGTERM)):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error)
+    assert str(pickle.loads(pickle.dumps(NonFiniteLoss(7)))) == "non-finite loss at step 7"
