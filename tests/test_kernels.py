@@ -261,3 +261,142 @@ def test_every_registered_name_builds_a_kernel_of_the_documented_shape():
         layer = build_layer(name, d_model=4, d_state=8)
         assert layer.kernel(12).shape == (1, 4, 12)
         assert torch.is_complex(layer.frequency_response(12))
+
+
+# The CPU reference sums are blocked (Vandermonde, Markov) and tiled over the points with
+# hand-written backward passes (Cauchy, Markov); the direct formulas below materialize the whole
+# matrix, as the definitions read, and autograd differentiates them.
+def direct_cauchy(v, z, w):
+    r = 1.0 / (z - w.unsqueeze(-1))  # (H, N2, L')
+    r_conj = 1.0 / (z - w.conj().unsqueeze(-1))
+    return torch.einsum("...hn,hnl->...hl", v, r) + torch.einsum(
+        "...hn,hnl->...hl", v.conj(), r_conj
+    )
+
+
+def direct_vandermonde(c, log_z, L):
+    ell = torch.arange(L, dtype=torch.float64)
+    return 2 * torch.einsum("...hn,hnl->...hl", c, torch.exp(log_z.unsqueeze(-1) * ell)).real
+
+
+def direct_markov(h, z):
+    j = torch.arange(1, h.shape[-1] + 1, dtype=torch.float64)
+    return torch.einsum("...cm,clm->...cl", h, z.unsqueeze(-1) ** -j)
+
+
+def rand64(*shape, generator, normal=False):
+    draw = torch.randn if normal else torch.rand
+    return draw(*shape, dtype=torch.float64, generator=generator)
+
+
+def sum_inputs(name, lead, g):
+    """Inputs (float64) of one core sum: S4-like poles, S4D-like nodes, near-circle points."""
+    if name == "cauchy":
+        w = torch.complex(
+            -rand64(5, 7, generator=g) - 0.05, 3 * rand64(5, 7, generator=g, normal=True)
+        )
+        z = torch.complex(0.01 * rand64(43, generator=g), 4 * rand64(43, generator=g, normal=True))
+        return crandn(*lead, 5, 7, generator=g), z, w
+    if name == "vandermonde":
+        log_z = torch.complex(
+            -0.05 * rand64(5, 7, generator=g), rand64(5, 7, generator=g, normal=True)
+        )
+        return crandn(*lead, 5, 7, generator=g), log_z * 0.3, 301
+    z = torch.polar(1 + 0.05 * rand64(5, 37, generator=g), 7 * rand64(5, 37, generator=g))
+    return 0.2 * crandn(*lead, 5, 11, generator=g), z
+
+
+DIRECT = {"cauchy": direct_cauchy, "vandermonde": direct_vandermonde, "markov": direct_markov}
+BLOCKED = {
+    "cauchy": reference.cauchy_conj,
+    "vandermonde": reference.vandermonde_conj,
+    "markov": reference.markov_response,
+}
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """Tiles of a few points, so that every sum runs over several blocks and a ragged last one."""
+    monkeypatch.setattr(reference, "TILE_ELEMENTS", 200)
+
+
+def assert_close(out, expected, rtol):
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    assert (out - expected).abs().max() <= rtol * expected.abs().max()
+
+
+@pytest.mark.parametrize("name", sorted(DIRECT))
+@pytest.mark.parametrize("lead", [(), (3,), (2, 2)])
+def test_blocked_sums_equal_the_direct_formulas_in_float64(small_tiles, name, lead):
+    inputs = sum_inputs(name, lead, torch.Generator().manual_seed(len(lead)))
+    assert_close(BLOCKED[name](*inputs), DIRECT[name](*inputs), 1e-12)
+
+
+@pytest.mark.parametrize("L", [1, 2, 16, 17, 4097])
+def test_blocked_vandermonde_covers_every_length(L):
+    """L = 1, perfect squares and their neighbours: the blocks cover exactly l = 0..L-1."""
+    c, log_z, _ = sum_inputs("vandermonde", (2,), torch.Generator().manual_seed(L))
+    out = reference.vandermonde_conj(c, log_z, L)
+    assert out.shape == (2, 5, L)
+    assert_close(out, direct_vandermonde(c, log_z, L), 1e-12)
+
+
+@pytest.mark.parametrize("M", [1, 2, 5, 9, 11])
+def test_blocked_markov_covers_every_number_of_parameters(small_tiles, M):
+    h, z = sum_inputs("markov", (2,), torch.Generator().manual_seed(M))
+    assert_close(reference.markov_response(h[..., :M], z), direct_markov(h[..., :M], z), 1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(DIRECT))
+def test_hand_written_backward_equals_autograd_of_the_direct_formula(small_tiles, name):
+    """Gradients with respect to every tensor input (the points included), several tiles."""
+    inputs = sum_inputs(name, (2,), torch.Generator().manual_seed(7))
+    tensors = [i for i, x in enumerate(inputs) if torch.is_tensor(x)]
+
+    def grads(fn):
+        leaves = [x.clone().requires_grad_() if torch.is_tensor(x) else x for x in inputs]
+        out = fn(*leaves)
+        g = torch.Generator().manual_seed(0)
+        cotangent = torch.randn(out.shape, dtype=out.dtype, generator=g)
+        loss = (out * cotangent.conj()).real.sum()
+        return torch.autograd.grad(loss, [leaves[i] for i in tensors])
+
+    for mine, direct in zip(grads(BLOCKED[name]), grads(DIRECT[name]), strict=True):
+        assert_close(mine, direct, 1e-10)
+
+
+def test_tiled_sums_pass_gradcheck_across_tiles(small_tiles):
+    g = torch.Generator().manual_seed(3)
+    v, w, z = crandn(2, 3, 4, generator=g), crandn(3, 4, generator=g) - 2, crandn(9, generator=g)
+    leaves = [x.requires_grad_() for x in (v, z, w)]
+    assert torch.autograd.gradcheck(reference.cauchy_conj, leaves)
+    h = crandn(2, 3, 5, generator=g).requires_grad_()
+    points = torch.polar(1 + 0.1 * rand64(3, 7, generator=g), 6 * rand64(3, 7, generator=g))
+    assert torch.autograd.gradcheck(reference.markov_response, (h, points.requires_grad_()))
+
+
+@pytest.mark.parametrize("name", sorted(DIRECT))
+def test_single_precision_sums_are_accurate_against_float64(name):
+    """The CPU reference is what the fused GPU kernels are tested against (to 1e-5 relative):
+    in complex64 it must stay well inside that, measured against float64 on the same inputs."""
+    inputs = sum_inputs(name, (2,), torch.Generator().manual_seed(11))
+    single = [x.to(torch.complex64) if torch.is_tensor(x) else x for x in inputs]
+    rounded = [x.to(torch.complex128) if torch.is_tensor(x) else x for x in single]
+    out, exact = BLOCKED[name](*single), DIRECT[name](*rounded)
+    assert out.dtype == (torch.float32 if name == "vandermonde" else torch.complex64)
+    assert ((out.to(exact.dtype) - exact).norm() / exact.norm()).item() < 2e-6
+
+
+def test_cauchy_gradients_stay_finite_at_huge_points():
+    """The S4 grid of an even length ends at z = 2i tan(pi/2) ~ 3e16 i, where the S4 kernel's
+    factor 2 / (1 + omega) = 1 + z / 2 scales the output gradient to ~1e16: in single precision
+    the sum and its gradients must stay finite there."""
+    g = torch.Generator().manual_seed(5)
+    v = crandn(2, 3, 4, generator=g).to(torch.complex64).requires_grad_()
+    w = (crandn(3, 4, generator=g) - 2).to(torch.complex64).requires_grad_()
+    z = torch.tensor([0, 1j, 3.3e16j], dtype=torch.complex64)
+    out = reference.cauchy_conj(v, z, w)
+    out.backward(torch.full_like(out, 1.6e16))
+    assert torch.isfinite(torch.view_as_real(out)).all()
+    assert torch.isfinite(torch.view_as_real(v.grad)).all()
+    assert torch.isfinite(torch.view_as_real(w.grad)).all()

@@ -93,7 +93,11 @@ class DPLRKernel(ConjugatePairSSM):
         tan = torch.tan(math.pi * torch.arange(L // 2 + 1, dtype=torch.float64) / L)
         z = torch.complex(torch.zeros_like(tan), 2 * tan).to(device=w.device, dtype=w.dtype)
         r = ops.cauchy_conj(v, z, w)  # (C+1, 2, H, L//2+1)
-        k_f = r[:-1, 0] - r[:-1, 1] * r[-1:, 0] / (1 + r[-1:, 1])  # (C, H, L//2+1)
+        # split / unbind rather than slices: their backward assembles the gradient of r from the
+        # parts instead of zero-filling a full copy of r per slice
+        r_c, r_p = r.split([r.shape[0] - 1, 1])  # (C, 2, H, L//2+1), (1, 2, H, L//2+1)
+        (ct_b, ct_p), (p_b, p_p) = r_c.unbind(1), r_p.unbind(1)
+        k_f = ct_b - ct_p * p_b / (1 + p_p)  # (C, H, L//2+1)
         k_f = k_f * (1 + z / 2)  # 2 / (1 + omega)
         return torch.fft.irfft(k_f, n=L)  # (C, H, L)
 
