@@ -32,6 +32,7 @@ class LayerOptions:
     bidirectional: bool = False  # add a second kernel run on the reversed sequence
     dropout: float | None = None  # after the activation; None: the backbone's dropout (0 alone)
     freeze_A: bool = False  # freeze the state matrix (HOPE: the Markov parameters)
+    freeze_dt: bool = False  # freeze the timescales (the HOPE reference's noisy-sCIFAR setting)
     activation: str = "gelu"
 
 
@@ -188,6 +189,7 @@ def build_layer(name: str, d_model: int, d_state: int | None = None, **overrides
         raise UserError(f"d_model must be a positive integer, got {d_model!r}")
     spec, opts = resolve_options(name, **overrides)
     ssm = _build_kernel(spec, opts, d_model)
+    ssm.log_dt.requires_grad_(not opts.freeze_dt)  # every kernel kind keeps its dt as log_dt
     return SSMLayer(ssm, d_model, opts.bidirectional, opts.dropout or 0.0, opts.activation)
 
 

@@ -114,12 +114,17 @@ def trainable_names(model):
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
+@pytest.mark.parametrize("switch", ["freeze_A", "freeze_dt"])
 @pytest.mark.parametrize("name", NAMES)
-def test_freeze_a_keeps_the_frozen_tensors_bit_identical(name):
+def test_freeze_switch_keeps_the_frozen_tensors_bit_identical(name, switch):
     torch.manual_seed(0)
-    frozen_model = make(name, layer={"freeze_A": True})
+    frozen_model = make(name, layer={switch: True})
     frozen = trainable_names(make(name)) - trainable_names(frozen_model)
-    assert frozen, "freeze_A=True froze no tensor"
+    assert frozen, f"{switch}=True froze no tensor"
+    if switch == "freeze_dt":
+        assert all(key.endswith(".log_dt") for key in frozen), frozen
+    else:
+        assert not any(key.endswith(".log_dt") for key in frozen), frozen
     before = {k: v.clone() for k, v in frozen_model.state_dict().items()}
     x = torch.randn(B, L, 3, generator=torch.Generator().manual_seed(1))
     frozen_model(x).square().mean().backward()
