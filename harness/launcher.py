@@ -236,7 +236,7 @@ class _SweepLauncher(BaseSubmititLauncher):
             log.info(
                 "sweep %s: all %d points skipped; nothing submitted", sweep.name, len(sweep.points)
             )
-            return [self._skipped_return(p) for p in sweep.points]
+            return [self._completed_return(p, skipped=p.note) for p in sweep.points]
         log.info(
             "sweep %s: submitting %d of %d points as %s jobs; status: python -m harness.status %s",
             sweep.name,
@@ -246,7 +246,9 @@ class _SweepLauncher(BaseSubmititLauncher):
             sweep.name,
         )
         returns = dict(zip((p.index for p in todo), self._run(sweep, todo), strict=True))
-        return [returns.get(p.index) or self._skipped_return(p) for p in sweep.points]
+        return [
+            returns.get(p.index) or self._completed_return(p, skipped=p.note) for p in sweep.points
+        ]
 
     def _plan(self, job_overrides: Sequence[Sequence[str]], first: int) -> Sweep:
         """Compose every point's config and decide: submit, or skip and why."""
@@ -329,10 +331,11 @@ class _SweepLauncher(BaseSubmititLauncher):
         )
 
     @staticmethod
-    def _skipped_return(point: Point) -> JobReturn:
+    def _completed_return(point: Point, **details) -> JobReturn:
+        """A COMPLETED JobReturn for a point that ran no job here (skipped, or submitted only)."""
         ret = JobReturn(overrides=point.overrides)
         ret.status = JobStatus.COMPLETED
-        ret.return_value = {"config_hash": point.config_hash, "skipped": point.note}
+        ret.return_value = {"config_hash": point.config_hash, **details}
         return ret
 
     @staticmethod
@@ -382,15 +385,8 @@ class SlurmLauncher(_SweepLauncher):
         sweep.write_manifest()
         if not self.policy.get("wait", True):
             log.info("not waiting (hydra.launcher.wait=false); follow it with harness.status")
-            return [self._submitted_return(p) for p in todo]
+            return [self._completed_return(p, job_id=p.job_id) for p in todo]
         return [self._collect(job) for job in jobs]
-
-    @staticmethod
-    def _submitted_return(point: Point) -> JobReturn:
-        ret = JobReturn(overrides=point.overrides)
-        ret.status = JobStatus.COMPLETED
-        ret.return_value = {"config_hash": point.config_hash, "job_id": point.job_id}
-        return ret
 
 
 def visible_gpus() -> list[int]:
