@@ -14,6 +14,8 @@ never leaves a half-written entry that a later build would read.
 Public API:
     cache_root(cache_dir) -> Path
     fingerprint(paths, base) -> list
+    content_key(payload) -> str
+    write_atomically(directory, fill, marker) -> None
     load_or_build(task, config, sources, build, cache_dir=None) -> dict[str, np.ndarray]
 """
 
@@ -50,13 +52,40 @@ def fingerprint(paths: Sequence[Path], base: Path) -> list[tuple[str, int, int]]
     return sorted(rows)
 
 
-def _entry_key(task: str, config: Mapping, sources: Sequence[Path]) -> str:
-    """First 16 hex digits of SHA-256 of the task name, its config and its sources' fingerprint."""
-    resolved = [Path(os.path.abspath(p)) for p in sources]
-    base = Path(os.path.commonpath(resolved)) if resolved else Path()
-    payload = {"task": task, "config": dict(config), "sources": fingerprint(resolved, base)}
+def content_key(payload: Mapping) -> str:
+    """First 16 hex digits of SHA-256 of `payload` as JSON with sorted keys."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _entry_key(task: str, config: Mapping, sources: Sequence[Path]) -> str:
+    """The key of the task name, its config and its sources' fingerprint."""
+    resolved = [Path(os.path.abspath(p)) for p in sources]
+    base = Path(os.path.commonpath(resolved)) if resolved else Path()
+    return content_key(
+        {"task": task, "config": dict(config), "sources": fingerprint(resolved, base)}
+    )
+
+
+def write_atomically(directory: Path, fill: Callable[[Path], None], marker: str) -> None:
+    """Make `directory` with `fill(tmp)` on a temporary sibling, then rename it into place.
+
+    `fill` must write the file `marker` last: its presence marks a complete directory. If another
+    process finished the same directory first, that one is kept. On failure nothing is left.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{directory.name}-", dir=directory.parent))
+    try:
+        fill(tmp)
+        try:
+            os.rename(tmp, directory)
+        except OSError:
+            if not (directory / marker).is_file():  # not a concurrent writer's finished one
+                raise
+            log.info("%s was written concurrently; keeping that one", directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_entry(entry: Path) -> dict[str, np.ndarray]:
@@ -66,22 +95,14 @@ def _read_entry(entry: Path) -> dict[str, np.ndarray]:
 
 
 def _write_entry(entry: Path, arrays: Mapping[str, np.ndarray], meta: Mapping) -> None:
-    """Write `arrays` to a temporary sibling of `entry`, then rename it into place."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=entry.parent))
-    try:
+    """Write `arrays` and `meta.json` (last) as the cache entry `entry`, atomically."""
+
+    def fill(tmp: Path) -> None:
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         (tmp / "meta.json").write_text(json.dumps({**meta, "arrays": sorted(arrays)}, indent=1))
-        try:
-            os.rename(tmp, entry)
-        except OSError:
-            if not (entry / "meta.json").is_file():  # not a concurrent writer's finished entry
-                raise
-            log.info("cache entry %s was written concurrently; keeping that one", entry)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    write_atomically(entry, fill, "meta.json")
 
 
 def load_or_build(

@@ -9,16 +9,12 @@ so every config is generated once. The directory is written under a temporary na
 into place when complete, so an interrupted generation is never mistaken for a finished one.
 """
 
-import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tasks.cache import cache_root
+from tasks.cache import cache_root, content_key, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +22,8 @@ DONE = "generated.json"  # written last: its presence marks a complete directory
 
 
 def release_key(task: str, config: Mapping) -> str:
-    """First 16 hex digits of SHA-256 over the task name and its generator config (sorted JSON)."""
-    text = json.dumps({"task": task, "config": dict(config)}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The cache key of the task name and its generator config (`tasks.cache.content_key`)."""
+    return content_key({"task": task, "config": dict(config)})
 
 
 def generated_release(
@@ -45,18 +40,10 @@ def generated_release(
         log.info("reading generated %s from %s", task, root)
         return root
     log.info("generating %s into %s", task, root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         write(tmp)
         (tmp / DONE).write_text(json.dumps({"task": task, "config": dict(config)}, indent=1))
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            if not (root / DONE).is_file():  # not a concurrent writer's finished directory
-                raise
-            log.info("%s was generated concurrently; keeping that one", root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    write_atomically(root, fill, DONE)
     return root
