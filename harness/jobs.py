@@ -38,6 +38,14 @@ ACTIVE_STATES = frozenset(
 )
 
 
+def write_json_atomically(path: Path, data: object) -> None:
+    """Write `data` as JSON to a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """One submission of one point: the submitit job id and where its files are."""
@@ -61,10 +69,7 @@ class JobRecord:
         return JobPaths(self.folder, job_id=self.job_id, task_id=0)
 
     def save(self, run_dir: Path) -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".{JOB_RECORD}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
-        os.replace(tmp, run_dir / JOB_RECORD)
+        write_json_atomically(run_dir / JOB_RECORD, asdict(self))
 
     @classmethod
     def load(cls, run_dir: Path) -> "JobRecord | None":

@@ -24,7 +24,6 @@ add what a benchmark sweep needs around them:
   GPUs, each job pinned to its own, else one per `cpus_per_task` CPU cores).
 """
 
-import json
 import logging
 import os
 import re
@@ -48,7 +47,7 @@ from common import UserError
 from harness.checkpoint import Preempted
 from harness.cluster_env import export_dist_env
 from harness.config import EXCLUDED_FROM_HASH, config_hash
-from harness.jobs import JobRecord, is_active, job_states
+from harness.jobs import JobRecord, is_active, job_states, write_json_atomically
 from harness.runner import RUN_ID_FILE, point_state, run_dir, sweep_name, tracking_uri
 from harness.tracking import TrackedRun
 
@@ -96,10 +95,7 @@ class Sweep:
             "tracking_uri": self.tracking_uri,
             "points": [asdict(p) for p in self.points],
         }
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-        os.replace(tmp, self.directory / MANIFEST)
+        write_json_atomically(self.directory / MANIFEST, manifest)
 
 
 def _top_key(override: str) -> str:
