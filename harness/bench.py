@@ -2,7 +2,7 @@
 
 Suites (`--suite`, several allowed):
   kernel  kernel generation alone, `layer.kernel(L)` forward + backward, B x H x N x L shapes;
-  layer   one layer forward + backward on x (B, L, H), every model and the FFT-convolution floor;
+  layer   one layer forward + backward on x (B, H, L), every model and the FFT-convolution floor;
   model   one training step (forward, backward, AdamW) of a whole classifier on the LRA Image
           shape (6 post-norm BatchNorm blocks, H=512, N=64, batch 50, L=1024, dropout 0.1,
           bidirectional layers, mean pooling, 10 classes), every model and the floor model.
@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 import models
 from common import UserError
-from harness import bench_steps
+from harness import bench_steps, precision
 from harness.bench_steps import FLOOR, Shape
 from harness.bench_timing import measure
 from harness.cli import exits_on_user_error, parse_key_values
@@ -248,7 +248,7 @@ def run_suite(args: argparse.Namespace, suite: str, device: torch.device) -> pd.
     rows = []
     todo = list(cases(args, suite, names, device))
     for fields, make_step in tqdm(todo, desc=f"bench {suite}", unit="case"):
-        bench_steps.set_precision(fields["dtype"])
+        precision.set_tf32(fields["dtype"])
         with ops.fast_paths(fields["impl"] == "fast"):
             result, status = run_case(make_step, device, args.warmup, args.reps)
         row = {
@@ -282,7 +282,7 @@ def run_suite(args: argparse.Namespace, suite: str, device: torch.device) -> pd.
             status,
         )
         rows.append(row)
-    bench_steps.set_precision("fp32")
+    precision.set_tf32("fp32")
     return add_floor_ratios(pd.DataFrame(rows))
 
 

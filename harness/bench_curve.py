@@ -24,8 +24,9 @@ from tqdm import tqdm
 
 import models
 from harness.bench import LRA_IMAGE_BACKBONE, device_label, resolve_device
-from harness.bench_steps import autocast, set_precision
+from harness.bench_steps import autocast
 from harness.cli import exits_on_user_error
+from harness.precision import set_tf32
 
 RUNS = (("fp32", 0), ("fp32", 1), ("bf16", 0))  # (dtype, seed)
 
@@ -61,7 +62,7 @@ def synthetic_batches(args, device: torch.device, d_input: int = 3, classes: int
 
 def train_curve(args, dtype: str, seed: int, batches, device: torch.device) -> pd.DataFrame:
     """Per-step loss and step time of one run."""
-    set_precision(dtype)
+    set_tf32(dtype)
     torch.manual_seed(seed)
     backbone = {**LRA_IMAGE_BACKBONE, "n_layers": args.layers}
     backbone["layer"] = {**backbone["layer"], "d_state": args.d_state}
@@ -82,7 +83,7 @@ def train_curve(args, dtype: str, seed: int, batches, device: torch.device) -> p
 
         loss, ms = _timed(train_step, device)
         rows.append({"step": step, "dtype": dtype, "seed": seed, "loss": loss, "ms": ms})
-    set_precision("fp32")
+    set_tf32("fp32")
     return pd.DataFrame(rows)
 
 

@@ -5,7 +5,7 @@ runs one step; `harness.bench_timing.measure` calls it. `name` is a registered m
 (`harness.bench_floor`: the same layer or model with every kernel a fixed learned tensor).
 
 - kernel: `layer.kernel(L)` forward and backward (kernel generation alone, fp32 always).
-- layer:  `layer(x)` forward and backward, x (B, L, H) with gradient, random output gradient.
+- layer:  `layer(x)` forward and backward, x (B, H, L) with gradient, random output gradient.
 - model:  one optimizer step of `models.build_model` (cross-entropy, AdamW over
           `models.param_groups`) on random real inputs (B, L, d_input) and labels.
 `dtype` is `fp32`, `tf32` (fp32 storage, TF32 matmuls) or `bf16` (bf16 autocast; the layers
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import models
-from harness import bench_floor
+from harness import bench_floor, precision
 
 FLOOR = "floor"
-DTYPES = ("fp32", "tf32", "bf16")
+DTYPES = precision.PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,6 @@ class Shape:
     backbone: Mapping[str, Any] = field(default_factory=dict)
     d_input: int = 3
     d_output: int = 10
-
-
-def set_precision(dtype: str) -> None:
-    """TF32 matmuls and convolutions on for `tf32` only (the anchors are fp32 with TF32 off)."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
-    torch.backends.cudnn.allow_tf32 = dtype == "tf32"
 
 
 def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
@@ -86,18 +78,18 @@ def layer_step(
     layer_options: Mapping[str, Any],
     compile_module: bool = False,
 ) -> Callable[[], None]:
-    """Forward and backward of one layer on x (B, L, H)."""
+    """Forward and backward of one layer on x (B, H, L)."""
     torch.manual_seed(0)
     layer = _layer(name, shape, floor_of, layer_options).to(device)
     run = torch.compile(layer) if compile_module else layer
-    x = torch.randn(shape.batch, shape.length, shape.d_model, device=device, requires_grad=True)
-    out_grad = torch.randn(shape.batch, shape.length, shape.d_model, device=device)  # (B, L, H)
+    x = torch.randn(shape.batch, shape.d_model, shape.length, device=device, requires_grad=True)
+    out_grad = torch.randn(shape.batch, shape.d_model, shape.length, device=device)  # (B, H, L)
 
     def step() -> None:
         layer.zero_grad(set_to_none=True)
         x.grad = None
         with autocast(device, dtype):
-            y = run(x)  # (B, L, H)
+            y = run(x)  # (B, H, L)
         y.backward(out_grad.to(y.dtype))
 
     return step

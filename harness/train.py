@@ -34,13 +34,12 @@ from tqdm import tqdm
 
 import models
 from common import UserError
-from harness import checkpoint, distributed, metrics
+from harness import checkpoint, distributed, metrics, precision
 from harness.distributed import DistContext
 
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("cosine", "constant", "plateau")
-PRECISIONS = ("fp32", "bf16")
 LogFn = Callable[[dict[str, float], int], None]
 
 
@@ -139,15 +138,21 @@ class Trainer:
         checkpoint_extra: dict[str, Any],
     ):
         self.t = cfg.trainer
-        if self.t.precision not in PRECISIONS:
+        if self.t.precision not in precision.PRECISIONS:
             raise UserError(
-                f"trainer.precision={self.t.precision!r} is not one of {', '.join(PRECISIONS)}"
+                f"trainer.precision={self.t.precision!r} is not one of "
+                f"{', '.join(precision.PRECISIONS)}"
             )
+        if not isinstance(self.t.compile, bool):
+            raise UserError(f"trainer.compile={self.t.compile!r} must be true or false")
+        precision.set_tf32(self.t.precision)
         self.cfg, self.ctx, self.objective = cfg, ctx, objective
         self.run_dir, self.log_fn, self.signals = run_dir, log_fn, signals
         self.checkpoint_extra = checkpoint_extra
         self.module = model.to(ctx.device)
-        self.model = distributed.wrap(self.module, ctx)
+        self.wrapped = distributed.wrap(self.module, ctx)  # DDP, or the module itself
+        # training steps run through torch.compile when asked; evaluation runs the plain module
+        self.model = torch.compile(self.wrapped) if self.t.compile else self.wrapped
         self.optimizer = build_optimizer(self.module, cfg.optimizer)
         train, val, test = splits
         self.batch_size = int(self.t.batch_size)
@@ -341,7 +346,7 @@ class Trainer:
 
     def _micro_step(self, x: torch.Tensor, y: torch.Tensor, scale: float, sync: bool) -> None:
         """Forward and backward of one loader batch; gradients accumulate, scaled by `scale`."""
-        no_sync = getattr(self.model, "no_sync", None)
+        no_sync = getattr(self.wrapped, "no_sync", None)
         context = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
         with context:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):

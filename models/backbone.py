@@ -3,15 +3,17 @@
 Follows the isotropic backbone that state-spaces/s4 trains on LRA (`SequenceModel` with
 `SequenceResidualBlock`, decoders of `src/tasks/decoders.py`):
 
-    u = encoder(x)                                   # (B, L, H)
+    u = encoder(x)                                   # (B, L, H), then moved to (B, H, L)
     for each of n_layers blocks:
         prenorm:  u = u + dropout(layer(norm(u)))
         postnorm: u = norm(u + dropout(layer(u)))
     u = final_norm(u)          (prenorm only; a post-norm stack already ends on a norm)
     logits = Linear(H, d_output)(pool(u))            # (B, d_output) or (B, L', d_output)
 
-`norm: batch` is BatchNorm1d over the channel axis H, with statistics over batch and steps
-(the (B, L, H) features are moved to (B, H, L) for it); `norm: layer` is LayerNorm over H.
+The residual stream is channels first, (B, H, L), as the reference's `transposed=True` stack:
+the layers' FFT runs along the contiguous last axis and the stream is transposed once after the
+encoder and once (as a view) before pooling. `norm: batch` is BatchNorm1d over the channel axis
+H, with statistics over batch and steps; `norm: layer` is LayerNorm over H at each step.
 With `dual` (LRA Retrieval) both documents of a pair go through the same encoder and stack as
 one batch of 2B sequences, are pooled, and a two-tower head classifies the pair
 (`models.pooling.RetrievalHead`).
@@ -103,7 +105,7 @@ def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 class ChannelNorm(nn.Module):
-    """BatchNorm or LayerNorm over the channel axis of (B, L, H) features."""
+    """BatchNorm or LayerNorm over the channel axis of (B, H, L) features."""
 
     def __init__(self, kind: str, d_model: int):
         super().__init__()
@@ -112,13 +114,12 @@ class ChannelNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "batch":
-            # statistics over batch and steps: BatchNorm1d of the (B * L, H) view, no transpose copy
-            return self.norm(x.reshape(-1, x.shape[-1])).view_as(x)  # (B, L, H)
-        return self.norm(x)  # (B, L, H)
+            return self.norm(x)  # (B, H, L), statistics over batch and steps
+        return self.norm(x.transpose(-1, -2)).transpose(-1, -2)  # (B, H, L)
 
 
 class ResidualBlock(nn.Module):
-    """One block of the stack, (B, L, H) -> (B, L, H), norm placed before or after the layer."""
+    """One block of the stack, (B, H, L) -> (B, H, L), norm placed before or after the layer."""
 
     def __init__(self, layer: nn.Module, norm: ChannelNorm, dropout: float, prenorm: bool):
         super().__init__()
@@ -128,8 +129,8 @@ class ResidualBlock(nn.Module):
         self.prenorm = prenorm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.norm(x) if self.prenorm else x  # (B, L, H)
-        y = x + self.drop(self.layer(y))  # (B, L, H)
+        y = self.norm(x) if self.prenorm else x  # (B, H, L)
+        y = x + self.drop(self.layer(y))  # (B, H, L)
         return y if self.prenorm else self.norm(y)
 
 
@@ -170,11 +171,12 @@ class SequenceClassifier(nn.Module):
         return [block.layer for block in self.blocks]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoded and processed features (B, L, H) of single-tower inputs."""
-        u = self.encoder(x)  # (B, L, H)
+        """Encoded and processed features (B, L, H) of single-tower inputs (a transposed view
+        of the (B, H, L) residual stream)."""
+        u = self.encoder(x).transpose(-1, -2).contiguous()  # (B, H, L)
         for block in self.blocks:
-            u = block(u)  # (B, L, H)
-        return self.final_norm(u)  # (B, L, H)
+            u = block(u)  # (B, H, L)
+        return self.final_norm(u).transpose(-1, -2)  # (B, L, H)
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features of single-tower inputs: (B, H), or (B, L - pool_start, H) for `none`."""

@@ -10,7 +10,8 @@ step, y_t = sum_{s<=t} k0[t-s] u_s + sum_{s>t} k1[s-t-1] u_s (the reference's pa
 HOPE's circular modes use an L-point circular convolution instead (see `models.kernels.hope`).
 Under autocast the kernel and the convolution run in float32 and the result is cast back.
 
-Shapes: input and output (B, L, H).
+Shapes: input and output (B, H, L), channels first (the reference's `transposed=True` layout), so
+the FFT runs along the contiguous last axis and no (B, L, H) <-> (B, H, L) copy is ever made.
 """
 
 import torch
@@ -45,8 +46,27 @@ def fft_conv(u: Tensor, k: Tensor, circular: bool) -> Tensor:
     return y[..., :L]  # (B, H, L)
 
 
+class ChannelGLU(nn.Module):
+    """The GLU output projection over the channel axis: (B, H, *) -> (B, H, *).
+
+    z = W y + b with W (2H, H) (initialized as `nn.Linear(H, 2H)`), out = z[:H] * sigmoid(z[H:])
+    per position: the reference's `Linear(H, 2H)` followed by `GLU`, applied channels first.
+    """
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        linear = nn.Linear(d_model, 2 * d_model)
+        self.weight = linear.weight  # (2H, H)
+        self.bias = linear.bias  # (2H,)
+
+    def forward(self, y: Tensor) -> Tensor:
+        if y.dim() == 2:  # (B, H): one step of the recurrence
+            return F.glu(F.linear(y, self.weight, self.bias), dim=-1)
+        return F.glu(F.conv1d(y, self.weight.unsqueeze(-1), self.bias), dim=1)  # (B, H, L)
+
+
 class SSMLayer(nn.Module):
-    """One SSM layer around a kernel module (`models.kernels`); input and output (B, L, H)."""
+    """One SSM layer around a kernel module (`models.kernels`); input and output (B, H, L)."""
 
     def __init__(
         self, ssm: nn.Module, d_model: int, bidirectional: bool, dropout: float, activation: str
@@ -58,18 +78,16 @@ class SSMLayer(nn.Module):
         self.D = nn.Parameter(torch.randn(d_model))  # skip term, N(0, 1) as the reference
         self.activation = ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout)
-        self.output_linear = nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.GLU(dim=-1))
+        self.output_linear = ChannelGLU(d_model)
         self._recurrence: Recurrence | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (B, L, H) -> (B, L, H)."""
+        """x (B, H, L) -> (B, H, L)."""
         with torch.autocast(device_type=x.device.type, enabled=False):
-            u = x.transpose(-1, -2)  # (B, H, L)
-            if u.dtype in (torch.float16, torch.bfloat16):
-                u = u.float()
+            u = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # (B, H, L)
             k = self.ssm(u.shape[-1]).to(u.dtype)  # (C, H, L)
             y = fft_conv(u, k, self.ssm.circular) + u * self.D.to(u.dtype).unsqueeze(-1)
-            y = y.to(x.dtype).transpose(-1, -2)  # (B, L, H)
+            y = y.to(x.dtype)  # (B, H, L)
         return self.output_linear(self.dropout(self.activation(y)))
 
     def kernel(self, L: int) -> Tensor:

@@ -26,7 +26,7 @@ def float64():
 
 
 class Scale(nn.Module):
-    """A layer with a known output: y = factor * x, (B, L, H) -> (B, L, H)."""
+    """A layer with a known output: y = factor * x, (B, H, L) -> (B, H, L)."""
 
     def __init__(self, factor: float):
         super().__init__()
@@ -37,14 +37,15 @@ class Scale(nn.Module):
 
 
 class PerStep(nn.Module):
-    """A trainable layer that mixes channels but never steps: y[:, l] = tanh(W x[:, l])."""
+    """A trainable layer that mixes channels but never steps: y[..., l] = tanh(W x[..., l]),
+    (B, H, L) -> (B, H, L)."""
 
     def __init__(self, d_model: int):
         super().__init__()
         self.proj = nn.Linear(d_model, d_model)
 
     def forward(self, x):
-        return torch.tanh(self.proj(x))
+        return torch.tanh(self.proj(x.transpose(-1, -2))).transpose(-1, -2)
 
 
 @pytest.fixture
@@ -217,21 +218,22 @@ def test_norm_order_with_a_known_layer(monkeypatch, prenorm):
 
 def test_batch_norm_normalizes_each_channel_over_batch_and_steps():
     gen = torch.Generator().manual_seed(1)
-    x = 3.0 * torch.randn(4, 50, 3, generator=gen) + torch.tensor([1.0, -2.0, 5.0])  # (B, L, H)
+    shift = torch.tensor([1.0, -2.0, 5.0]).unsqueeze(-1)  # (H, 1)
+    x = 3.0 * torch.randn(4, 3, 50, generator=gen) + shift  # (B, H, L)
     norm = ChannelNorm("batch", 3)
-    mean = x.mean(dim=(0, 1))  # (H,)
-    var = x.var(dim=(0, 1), unbiased=False)  # (H,)
+    mean = x.mean(dim=(0, 2), keepdim=True)  # (1, H, 1)
+    var = x.var(dim=(0, 2), unbiased=False, keepdim=True)  # (1, H, 1)
     expected = (x - mean) / torch.sqrt(var + norm.norm.eps)
     torch.testing.assert_close(norm(x), expected)
     assert norm.norm.running_mean.shape == (3,)
 
 
 def test_layer_norm_normalizes_each_step_over_channels():
-    x = torch.randn(2, 4, 6)
+    x = torch.randn(2, 6, 4)  # (B, H, L)
     out = ChannelNorm("layer", 6)(x)
-    torch.testing.assert_close(out.mean(dim=-1), torch.zeros(2, 4), atol=1e-12, rtol=0)
-    expected_var = x.var(dim=-1, unbiased=False) / (x.var(dim=-1, unbiased=False) + 1e-5)
-    torch.testing.assert_close(out.var(dim=-1, unbiased=False), expected_var)
+    torch.testing.assert_close(out.mean(dim=1), torch.zeros(2, 4), atol=1e-12, rtol=0)
+    expected_var = x.var(dim=1, unbiased=False) / (x.var(dim=1, unbiased=False) + 1e-5)
+    torch.testing.assert_close(out.var(dim=1, unbiased=False), expected_var)
 
 
 # ---------------------------------------------------------------- decoder shapes and options

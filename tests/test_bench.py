@@ -51,7 +51,7 @@ def test_tiny_run_writes_one_well_formed_csv_per_suite(tmp_path, capsys):
 def test_floor_layer_is_the_same_layer_with_a_fixed_kernel():
     torch.manual_seed(0)
     layer = models.build_layer("s4_legs", 4, d_state=4, bidirectional=True)
-    x = torch.randn(2, 12, 4)  # (B, L, H)
+    x = torch.randn(2, 4, 12)  # (B, H, L)
     expected = layer(x)
     kernel = layer.kernel(12)
     floor = bench_floor.floor_layer(layer, 12)

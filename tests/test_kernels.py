@@ -210,8 +210,8 @@ def test_hope_frequency_response_is_the_markov_sum_at_the_moebius_points(float64
 
 
 def layer_output_from_conv(layer, x: torch.Tensor, y_conv: np.ndarray) -> torch.Tensor:
-    """Apply the layer's skip, activation and output projection to a convolution (B, L, H)."""
-    y = torch.as_tensor(y_conv) + x * layer.D
+    """Apply the layer's skip, activation and output projection to a convolution (B, H, L)."""
+    y = torch.as_tensor(y_conv) + x * layer.D.unsqueeze(-1)
     return layer.output_linear(layer.activation(y))
 
 
@@ -232,8 +232,8 @@ def test_hope_layer_is_a_circular_convolution_with_the_inverse_fft_of_the_respon
     k = np.fft.ifft(G).real  # (H, L)
     t = np.arange(L)
     circulant = k[:, (t[:, None] - t[None, :]) % L]  # (H, L, L): [h, t, s] = k[h, (t - s) mod L]
-    x = torch.randn(2, L, 3)
-    y_conv = np.einsum("hts,bsh->bth", circulant, x.numpy())
+    x = torch.randn(2, 3, L)  # (B, H, L)
+    y_conv = np.einsum("hts,bhs->bht", circulant, x.numpy())
     with torch.no_grad():
         assert torch.allclose(layer(x), layer_output_from_conv(layer, x, y_conv), atol=1e-12)
 
@@ -246,14 +246,14 @@ def test_hope_linear_mode_is_a_causal_convolution(float64):
     t = np.arange(L)
     lag = t[:, None] - t[None, :]
     toeplitz = np.where(lag >= 0, k[:, np.clip(lag, 0, None)], 0.0)  # (H, L, L)
-    x = torch.randn(2, L, 3)
-    y_conv = np.einsum("hts,bsh->bth", toeplitz, x.numpy())
+    x = torch.randn(2, 3, L)  # (B, H, L)
+    y_conv = np.einsum("hts,bhs->bht", toeplitz, x.numpy())
     with torch.no_grad():
         assert torch.allclose(layer(x), layer_output_from_conv(layer, x, y_conv), atol=1e-12)
         # strict causality: changing the future leaves the past unchanged
         x2 = x.clone()
-        x2[:, 5:] += 1.0
-        assert torch.allclose(layer(x2)[:, :5], layer(x)[:, :5], atol=1e-12)
+        x2[..., 5:] += 1.0
+        assert torch.allclose(layer(x2)[..., :5], layer(x)[..., :5], atol=1e-12)
 
 
 def test_every_registered_name_builds_a_kernel_of_the_documented_shape():

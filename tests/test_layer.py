@@ -37,16 +37,16 @@ def test_convolution_equals_recurrence_in_float32(name, overrides):
     frequency cancels two resolvent terms of size ~1/(1e-4 dt) and loses ~5e-4 in that bin."""
     torch.manual_seed(0)
     layer = build_layer(name, d_model=4, **overrides).eval()
-    x = torch.randn(2, 40, 4)
+    x = torch.randn(2, 4, 40)  # (B, H, L)
     with torch.no_grad():
-        y_conv = layer(x)  # (B, L, H)
+        y_conv = layer(x)  # (B, H, L)
         state = layer.default_state(2)
         steps = []
-        for t in range(x.shape[1]):
-            y_t, state = layer.step(x[:, t], state)
+        for t in range(x.shape[-1]):
+            y_t, state = layer.step(x[..., t], state)  # (B, H)
             steps.append(y_t)
     tol = 1e-4 if name == "s4_fout" else 1e-5
-    assert torch.allclose(torch.stack(steps, dim=1), y_conv, atol=tol, rtol=tol)
+    assert torch.allclose(torch.stack(steps, dim=-1), y_conv, atol=tol, rtol=tol)
 
 
 @pytest.mark.parametrize("name", ["s4_legs", "s4d_inv", "hope"])
@@ -57,15 +57,17 @@ def test_bidirectional_layer_is_causal_plus_shifted_anticausal_convolution(name)
         extra = {"mode": "linear"} if name == "hope" else {}
         layer = build_layer(name, d_model=3, d_state=8, bidirectional=True, **extra).eval()
         L = 12
-        x = torch.randn(2, L, 3)
+        x = torch.randn(2, 3, L)  # (B, H, L)
         with torch.no_grad():
             k = layer.kernel(L).numpy()  # (2, H, L)
             t = np.arange(L)
             lag = t[:, None] - t[None, :]  # t - s
             causal = np.where(lag >= 0, k[0][:, np.clip(lag, 0, L - 1)], 0.0)
             anti = np.where(lag < 0, k[1][:, np.clip(-lag - 1, 0, L - 1)], 0.0)
-            y = np.einsum("hts,bsh->bth", causal + anti, x.numpy())
-            expected = layer.output_linear(layer.activation(torch.as_tensor(y) + x * layer.D))
+            y = np.einsum("hts,bhs->bht", causal + anti, x.numpy())  # (B, H, L)
+            expected = layer.output_linear(
+                layer.activation(torch.as_tensor(y) + x * layer.D.unsqueeze(-1))
+            )
             assert torch.allclose(layer(x), expected, atol=1e-12)
     finally:
         torch.set_default_dtype(torch.float32)
@@ -88,7 +90,7 @@ def test_autocast_runs_kernel_and_convolution_in_float32(name):
     layer = build_layer(name, d_model=8).eval()
     seen = []
     layer.ssm.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
-    x = torch.randn(2, 64, 8)
+    x = torch.randn(2, 8, 64)  # (B, H, L)
     with torch.no_grad():
         reference = layer(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -117,7 +119,7 @@ def test_freeze_A_freezes_exactly_the_state_matrix(name):
     assert frozen == STATE_MATRIX[MODELS[name]().kernel]
     before = {n: p.detach().clone() for n, p in layer.named_parameters()}
     optimizer = torch.optim.AdamW(layer.parameters(), lr=0.1, weight_decay=0.1)
-    layer(torch.randn(2, 16, 4)).square().sum().backward()
+    layer(torch.randn(2, 4, 16)).square().sum().backward()
     optimizer.step()
     for n, p in layer.named_parameters():
         assert torch.equal(p, before[n]) == (n in frozen), n
@@ -125,7 +127,7 @@ def test_freeze_A_freezes_exactly_the_state_matrix(name):
 
 def test_dropout_is_active_in_training_only():
     layer = build_layer("s4d_inv", d_model=8, dropout=0.5)
-    x = torch.randn(2, 32, 8)
+    x = torch.randn(2, 8, 32)  # (B, H, L)
     with torch.no_grad():
         assert not torch.equal(layer.train()(x), layer.train()(x))
         assert torch.equal(layer.eval()(x), layer.eval()(x))

@@ -7,8 +7,10 @@ import signal
 import pytest
 import torch
 from mlflow import MlflowClient
+from torch import nn
 
 import models
+from common import UserError
 from harness import checkpoint
 from harness.config import config_hash, flatten
 from harness.runner import execute, point_state, run_dir
@@ -156,3 +158,49 @@ def test_run_errors_keep_their_message_across_a_process_boundary():
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and str(again) == str(error)
     assert str(pickle.loads(pickle.dumps(NonFiniteLoss(7)))) == "non-finite loss at step 7"
+
+
+def test_precision_switches_tf32_math_on_for_tf32_and_off_for_fp32(make_cfg, tracking_env):
+    execute(make_cfg("model=s4d_lin", "trainer.precision=tf32", "trainer.max_steps=1"))
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    execute(make_cfg("model=s4d_lin", "trainer.max_steps=1"))
+    assert not torch.backends.cuda.matmul.allow_tf32
+    assert not torch.backends.cudnn.allow_tf32  # cuDNN's default is on: fp32 must turn it off
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("trainer.precision=fp16", r"trainer.precision='fp16' is not one of fp32, tf32, bf16"),
+        ("trainer.compile=maybe", r"trainer.compile='maybe' must be true or false"),
+    ],
+)
+def test_bad_precision_or_compile_value_fails_the_run_naming_the_key(
+    make_cfg, tracking_env, override, match
+):
+    with pytest.raises(UserError, match=match):
+        execute(make_cfg("model=s4d_lin", override))
+    assert {run.info.status for run in _runs(tracking_env.uri)} <= {"FAILED"}
+
+
+def test_compiled_training_matches_eager_training(make_cfg, tracking_env, monkeypatch):
+    """`trainer.compile=true` trains through torch.compile (inductor on CPU here) and reaches the
+    parameters that eager training reaches."""
+    compiled_modules = []
+    real_compile = torch.compile
+
+    def spy(module, *args, **kwargs):
+        compiled_modules.append(module)
+        return real_compile(module, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    common = ["model=s4d_lin", "trainer.max_steps=2", "seed=3"]
+    execute(make_cfg(*common))
+    assert compiled_modules == []
+    execute(make_cfg(*common, "trainer.compile=true"))
+    assert len(compiled_modules) == 1 and isinstance(compiled_modules[0], nn.Module)
+    eager = checkpoint.load(run_dir(make_cfg(*common)) / "checkpoint.pt")
+    compiled = checkpoint.load(run_dir(make_cfg(*common, "trainer.compile=true")) / "checkpoint.pt")
+    assert eager["step"] == compiled["step"] == 2
+    for key, value in eager["model"].items():
+        torch.testing.assert_close(compiled["model"][key], value, rtol=1e-4, atol=1e-5)
