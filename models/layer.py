@@ -46,6 +46,15 @@ def fft_conv(u: Tensor, k: Tensor, circular: bool) -> Tensor:
     return y[..., :L]  # (B, H, L)
 
 
+def _rename_sequential_keys(state_dict: dict, prefix: str, *args) -> None:
+    """Read checkpoints written while the projection was `Sequential(Linear, GLU)` (keys
+    `<prefix>0.weight`, `<prefix>0.bias`): runs started before the channels-first layout resume."""
+    for name in ("weight", "bias"):
+        old = f"{prefix}0.{name}"
+        if old in state_dict:
+            state_dict[f"{prefix}{name}"] = state_dict.pop(old)
+
+
 class ChannelGLU(nn.Module):
     """The GLU output projection over the channel axis: (B, H, *) -> (B, H, *).
 
@@ -58,6 +67,7 @@ class ChannelGLU(nn.Module):
         linear = nn.Linear(d_model, 2 * d_model)
         self.weight = linear.weight  # (2H, H)
         self.bias = linear.bias  # (2H,)
+        self._register_load_state_dict_pre_hook(_rename_sequential_keys)
 
     def forward(self, y: Tensor) -> Tensor:
         if y.dim() == 2:  # (B, H): one step of the recurrence

@@ -166,3 +166,22 @@ def test_integer_values_are_accepted_for_float_options():
     layer = build_layer("hope", d_model=2, dt_min=1, dt_max=2)
     dt = torch.exp(layer.ssm.log_dt)
     assert torch.all((dt >= 1 - 1e-6) & (dt <= 2 + 1e-6))
+
+
+def test_glu_projection_is_linear_then_glu_over_channels_and_reads_the_old_keys():
+    """out[:, :, l] = GLU(W y[:, :, l] + b) at every position; a state dict of the earlier
+    `Sequential(Linear, GLU)` projection (keys `0.weight`, `0.bias`) loads into it."""
+    torch.manual_seed(0)
+    layer = build_layer("s4d_lin", d_model=6, d_state=8)
+    y = torch.randn(3, 6, 10)  # (B, H, L)
+    W, b = layer.output_linear.weight, layer.output_linear.bias
+    z = torch.einsum("oh,bhl->bol", W, y) + b.unsqueeze(-1)  # (B, 2H, L)
+    expected = z[:, :6] * torch.sigmoid(z[:, 6:])
+    torch.testing.assert_close(layer.output_linear(y), expected)
+    torch.testing.assert_close(layer.output_linear(y[..., 4]), expected[..., 4])  # one step
+    state = {
+        k.replace("output_linear.", "output_linear.0."): v for k, v in layer.state_dict().items()
+    }
+    fresh = build_layer("s4d_lin", d_model=6, d_state=8)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.output_linear(y), expected)
