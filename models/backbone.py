@@ -115,7 +115,8 @@ class ChannelNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "batch":
             return self.norm(x)  # (B, H, L), statistics over batch and steps
-        return self.norm(x.transpose(-1, -2)).transpose(-1, -2)  # (B, H, L)
+        # LayerNorm wants H last: normalize the (B, L, H) view, hand back a contiguous (B, H, L)
+        return self.norm(x.transpose(-1, -2)).transpose(-1, -2).contiguous()  # (B, H, L)
 
 
 class ResidualBlock(nn.Module):
