@@ -100,7 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=IMPLS,
         help="fast: fused GPU kernels where they apply; reference: plain PyTorch sums",
     )
-    p.add_argument("--dtypes", nargs="+", default=["fp32"], choices=bench_steps.DTYPES)
+    p.add_argument("--dtypes", nargs="+", default=["fp32"], choices=precision.PRECISIONS)
     p.add_argument(
         "--lengths",
         nargs="+",

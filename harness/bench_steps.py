@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import models
-from harness import bench_floor, precision
+from harness import bench_floor
 
 FLOOR = "floor"
-DTYPES = precision.PRECISIONS
 
 
 @dataclass(frozen=True)
