@@ -1,2 +1,15 @@
-"""Wiring: the run entry point, training loop, MLflow tracking, launching, reports, plots and
-benchmarks."""
+"""The harness: runs, sweeps, reports and benchmarks around `models` and `tasks`.
+
+The flow of one run, by subpackage (docs/DESIGN.md draws it):
+
+- `harness.run`: one training run (`python -m harness.run`): plan the point, build task and model,
+  train, checkpoint, track in MLflow.
+- `harness.cluster`: sweeps as submitit jobs on this machine or SLURM, their job records and
+  `python -m harness.status`.
+- `harness.report`: the MLflow store read back into tables and figures (`python -m harness.report`).
+- `harness.bench`: performance benchmarks (`python -m harness.bench`, `harness.bench_curve`,
+  `harness.bench_data`).
+
+`harness.layout` (file names of run and sweep directories) and `harness.cli` (how a command answers
+a user error, KEY=VALUE options) are shared by all four and import nothing heavy.
+"""

@@ -34,16 +34,20 @@ def exits_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
     return guarded
 
 
-def parse_key_values(pairs: Sequence[str], flag: str, example: str) -> dict[str, object]:
-    """`KEY=VALUE` strings of option `flag` -> {key: value parsed as a YAML scalar}.
+def parse_key_values(
+    pairs: Sequence[str], flag: str, example: str, *, typed: bool = True
+) -> dict[str, object]:
+    """`KEY=VALUE` strings of option `flag` -> {key: value}, the one parser of every command.
 
-    `true`, `0.01`, `zoh` become a bool, a float and a string; a pair without `=` or key is a
-    `UserError` showing `example`.
+    With `typed`, values are parsed as YAML scalars (`true`, `0.01`, `zoh` become a bool, a float
+    and a string); without, they stay the text after `=` (tag and filter values). Keys and text
+    values are stripped of surrounding blanks. A pair without `=` or key is a `UserError` showing
+    `example`.
     """
     options: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UserError(f"{flag} {pair!r} must look like KEY=VALUE, e.g. {flag} {example}")
-        options[key] = yaml.safe_load(value)
+        options[key.strip()] = yaml.safe_load(value) if typed else value.strip()
     return options

@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from harness.config import PROJECT_ROOT
+from harness.layout import PROJECT_ROOT
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ import pytest
 import torch
 
 import models
-from harness import bench, bench_curve, bench_floor, bench_timing
+from harness.bench import command as bench
+from harness.bench import curve as bench_curve
+from harness.bench import floor as bench_floor
+from harness.bench import timing as bench_timing
 
 TINY = ["--lengths", "24", "--batch", "2", "--d-model", "4", "--d-state", "4",
         "--model-lengths", "16", "--model-batch", "2", "--model-d-model", "4",

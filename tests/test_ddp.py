@@ -2,8 +2,8 @@
 
 The end-to-end test starts one run as a local submitit job of 2 tasks (`tasks_per_node=2`): the
 launcher maps each task's submitit environment to RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT
-(`harness.cluster_env`), the runner joins a gloo group, and rank 0 logs. Its loss curve must equal
-a plain 1-process run with the same global batch (2 x 8 = 16), step for step.
+(`harness.cluster.task_env`), the runner joins a gloo group, and rank 0 logs. Its loss curve must
+equal a plain 1-process run with the same global batch (2 x 8 = 16), step for step.
 """
 
 from pathlib import Path
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sweep_helpers as sh
 
-from harness import cluster_env
+from harness.cluster import task_env as cluster_env
 
 PER_RANK_BATCH = 8
 WORLD = 2

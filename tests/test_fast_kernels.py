@@ -1,10 +1,10 @@
-"""Fused GPU kernels against the plain PyTorch reference: values and gradients, fp32, on CUDA.
+"""Fused GPU kernels against the CPU path and the naive sums: values and gradients, fp32, on CUDA.
 
-The GPU tests compare `models.kernels.ops` (fast path on) with `models.kernels.reference`
+The GPU tests compare `models.kernels.ops` (fast path on) with `models.kernels.blocked`
 (fast path off) to 1e-5 relative (Frobenius norm of the difference over the norm of the
-reference), and both with a float64 reference, on fresh random inputs with sizes that are not
-multiples of the kernels' block sizes. They are skipped with a reason where there is no CUDA
-device or no Triton; the dispatch rules are checked on CPU everywhere.
+other), and both with the naive sums of `models.kernels.naive` in float64, on fresh random
+inputs with sizes that are not multiples of the kernels' block sizes. They are skipped with a
+reason where there is no CUDA device or no Triton; the dispatch rules are checked on CPU everywhere.
 """
 
 import importlib.util
@@ -13,11 +13,12 @@ import zlib
 import pytest
 import torch
 
-from models.kernels import ops, reference
+from models.kernels import blocked, naive, ops
 
 HAS_GPU = torch.cuda.is_available() and importlib.util.find_spec("triton") is not None
 gpu = pytest.mark.skipif(
-    not HAS_GPU, reason="fused kernels need a CUDA device and Triton; the CPU path is the reference"
+    not HAS_GPU,
+    reason="fused kernels need a CUDA device and Triton; the CPU path is the blocked sums",
 )
 RTOL = 1e-5
 
@@ -93,7 +94,7 @@ def test_fast_matches_reference_values_and_grads(name, lead):
     with ops.fast_paths(False):
         ref_out, ref_grads = values_and_grads(fn, inputs, grad_idx, cotangent)
     exact_out, exact_grads = values_and_grads(
-        getattr(reference, name), [to64(x) for x in inputs], grad_idx, cotangent
+        getattr(naive, name), [to64(x) for x in inputs], grad_idx, cotangent
     )
     assert fast_out.shape == ref_out.shape and fast_out.dtype == ref_out.dtype
     assert rel_err(fast_out, ref_out) < RTOL
@@ -110,7 +111,7 @@ def test_fast_matches_reference_values_and_grads(name, lead):
 def test_fast_path_memory_is_linear_in_length(name):
     """At (H, N2, L) = (256, 32, 16384) one (H, N2, L) complex64 tensor is 1 GiB; the fused
     forward+backward (whose tensors are all O(H (N2 + L))) must not need even half of one,
-    while the reference materializes several."""
+    while the blocked CPU sums materialize several."""
     make, grad_idx = CASES[name]
     H, N2, L = 256, 32, 16384
     sizes = {"cauchy_conj": {"H": H, "N2": N2, "L": L // 2 + 1},
@@ -129,11 +130,11 @@ def test_fast_path_memory_is_linear_in_length(name):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_cpu_calls_take_the_reference(name):
+def test_cpu_calls_take_the_blocked_sums(name):
     make, _ = CASES[name]
     inputs = make("cpu")
     fast_on = getattr(ops, name)(*inputs)
-    assert torch.equal(fast_on, getattr(reference, name)(*inputs))
+    assert torch.equal(fast_on, getattr(blocked, name)(*inputs))
 
 
 def test_fast_paths_switch_restores_state():

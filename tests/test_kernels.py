@@ -8,7 +8,7 @@ import scipy.linalg
 import torch
 
 from models import build_layer
-from models.kernels import reference
+from models.kernels import blocked, naive
 from models.registry import MODELS
 
 S4_NAMES = ["s4_legs", "s4_fout", "s4_random"]
@@ -27,10 +27,11 @@ def crandn(*shape, generator):
     return torch.randn(*shape, dtype=torch.complex128, generator=generator)
 
 
-def test_cauchy_vandermonde_markov_equal_their_defining_loops():
+def test_naive_sums_equal_their_defining_loops():
+    """The oracle itself, against one Python loop term by term."""
     g = torch.Generator().manual_seed(0)
     v, w, z = crandn(2, 3, 4, generator=g), crandn(3, 4, generator=g), crandn(5, generator=g)
-    out = reference.cauchy_conj(v, z, w)
+    out = naive.cauchy_conj(v, z, w)
     loop = torch.zeros(2, 3, 5, dtype=torch.complex128)
     for b, h, n, ell in np.ndindex(2, 3, 4, 5):
         loop[b, h, ell] += v[b, h, n] / (z[ell] - w[h, n])
@@ -38,14 +39,14 @@ def test_cauchy_vandermonde_markov_equal_their_defining_loops():
     assert torch.allclose(out, loop, rtol=1e-12)
 
     log_z = crandn(3, 4, generator=g) * 0.3
-    out = reference.vandermonde_conj(v, log_z, 6)
+    out = naive.vandermonde_conj(v, log_z, 6)
     loop = torch.zeros(2, 3, 6, dtype=torch.float64)
     for b, h, n, ell in np.ndindex(2, 3, 4, 6):
         loop[b, h, ell] += 2 * (v[b, h, n] * torch.exp(log_z[h, n]) ** ell).real
     assert out.dtype == torch.float64 and torch.allclose(out, loop, rtol=1e-12)
 
     points = torch.exp(1j * torch.rand(3, 5, dtype=torch.float64, generator=g) * 6)
-    out = reference.markov_response(v, points)
+    out = naive.markov_response(v, points)
     loop = torch.zeros(2, 3, 5, dtype=torch.complex128)
     for b, c, ell, j in np.ndindex(2, 3, 5, 4):
         loop[b, c, ell] += v[b, c, j] * points[c, ell] ** (-(j + 1))
@@ -57,13 +58,13 @@ def test_core_sums_are_differentiable_and_single_precision_in_single_precision()
     v = crandn(2, 3, generator=g).requires_grad_()
     w = (crandn(2, 3, generator=g) - 2).requires_grad_()
     z = torch.exp(1j * torch.linspace(0, 3, 4, dtype=torch.float64))
-    assert torch.autograd.gradcheck(lambda v, w: reference.cauchy_conj(v, z, w), (v, w))
-    assert torch.autograd.gradcheck(lambda v, w: reference.vandermonde_conj(v, w * 0.1, 5), (v, w))
-    assert torch.autograd.gradcheck(lambda v: reference.markov_response(v, z.expand(2, 4)), (v,))
+    assert torch.autograd.gradcheck(lambda v, w: blocked.cauchy_conj(v, z, w), (v, w))
+    assert torch.autograd.gradcheck(lambda v, w: blocked.vandermonde_conj(v, w * 0.1, 5), (v, w))
+    assert torch.autograd.gradcheck(lambda v: blocked.markov_response(v, z.expand(2, 4)), (v,))
     v32, w32 = v.detach().to(torch.complex64), w.detach().to(torch.complex64)
-    assert reference.cauchy_conj(v32, z, w32).dtype == torch.complex64
-    assert reference.vandermonde_conj(v32, w32, 5).dtype == torch.float32
-    assert reference.markov_response(v32, z.expand(2, 4)).dtype == torch.complex64
+    assert blocked.cauchy_conj(v32, z, w32).dtype == torch.complex64
+    assert blocked.vandermonde_conj(v32, w32, 5).dtype == torch.float32
+    assert blocked.markov_response(v32, z.expand(2, 4)).dtype == torch.complex64
 
 
 def brute_force_kernel(m, L: int) -> np.ndarray:
@@ -263,27 +264,9 @@ def test_every_registered_name_builds_a_kernel_of_the_documented_shape():
         assert torch.is_complex(layer.frequency_response(12))
 
 
-# The CPU reference sums are blocked (Vandermonde, Markov) and tiled over the points with
-# hand-written backward passes (Cauchy, Markov); the direct formulas below materialize the whole
-# matrix, as the definitions read, and autograd differentiates them.
-def direct_cauchy(v, z, w):
-    r = 1.0 / (z - w.unsqueeze(-1))  # (H, N2, L')
-    r_conj = 1.0 / (z - w.conj().unsqueeze(-1))
-    return torch.einsum("...hn,hnl->...hl", v, r) + torch.einsum(
-        "...hn,hnl->...hl", v.conj(), r_conj
-    )
-
-
-def direct_vandermonde(c, log_z, L):
-    ell = torch.arange(L, dtype=torch.float64)
-    return 2 * torch.einsum("...hn,hnl->...hl", c, torch.exp(log_z.unsqueeze(-1) * ell)).real
-
-
-def direct_markov(h, z):
-    j = torch.arange(1, h.shape[-1] + 1, dtype=torch.float64)
-    return torch.einsum("...cm,clm->...cl", h, z.unsqueeze(-1) ** -j)
-
-
+# The CPU sums (`models.kernels.blocked`) are blocked (Vandermonde, Markov) and tiled over the
+# points with hand-written backward passes (Cauchy, Markov); `models.kernels.naive` materializes
+# every term, as the definitions read, and autograd differentiates it: the oracle below.
 def rand64(*shape, generator, normal=False):
     draw = torch.randn if normal else torch.rand
     return draw(*shape, dtype=torch.float64, generator=generator)
@@ -306,18 +289,22 @@ def sum_inputs(name, lead, g):
     return 0.2 * crandn(*lead, 5, 11, generator=g), z
 
 
-DIRECT = {"cauchy": direct_cauchy, "vandermonde": direct_vandermonde, "markov": direct_markov}
+DIRECT = {
+    "cauchy": naive.cauchy_conj,
+    "vandermonde": naive.vandermonde_conj,
+    "markov": naive.markov_response,
+}
 BLOCKED = {
-    "cauchy": reference.cauchy_conj,
-    "vandermonde": reference.vandermonde_conj,
-    "markov": reference.markov_response,
+    "cauchy": blocked.cauchy_conj,
+    "vandermonde": blocked.vandermonde_conj,
+    "markov": blocked.markov_response,
 }
 
 
 @pytest.fixture
 def small_tiles(monkeypatch):
     """Tiles of a few points, so that every sum runs over several blocks and a ragged last one."""
-    monkeypatch.setattr(reference, "TILE_ELEMENTS", 200)
+    monkeypatch.setattr(blocked, "TILE_ELEMENTS", 200)
 
 
 def assert_close(out, expected, rtol):
@@ -327,7 +314,7 @@ def assert_close(out, expected, rtol):
 
 @pytest.mark.parametrize("name", sorted(DIRECT))
 @pytest.mark.parametrize("lead", [(), (3,), (2, 2)])
-def test_blocked_sums_equal_the_direct_formulas_in_float64(small_tiles, name, lead):
+def test_blocked_sums_equal_the_naive_sums_in_float64(small_tiles, name, lead):
     inputs = sum_inputs(name, lead, torch.Generator().manual_seed(len(lead)))
     assert_close(BLOCKED[name](*inputs), DIRECT[name](*inputs), 1e-12)
 
@@ -336,19 +323,21 @@ def test_blocked_sums_equal_the_direct_formulas_in_float64(small_tiles, name, le
 def test_blocked_vandermonde_covers_every_length(L):
     """L = 1, perfect squares and their neighbours: the blocks cover exactly l = 0..L-1."""
     c, log_z, _ = sum_inputs("vandermonde", (2,), torch.Generator().manual_seed(L))
-    out = reference.vandermonde_conj(c, log_z, L)
+    out = blocked.vandermonde_conj(c, log_z, L)
     assert out.shape == (2, 5, L)
-    assert_close(out, direct_vandermonde(c, log_z, L), 1e-12)
+    assert_close(out, naive.vandermonde_conj(c, log_z, L), 1e-12)
 
 
 @pytest.mark.parametrize("M", [1, 2, 5, 9, 11])
 def test_blocked_markov_covers_every_number_of_parameters(small_tiles, M):
     h, z = sum_inputs("markov", (2,), torch.Generator().manual_seed(M))
-    assert_close(reference.markov_response(h[..., :M], z), direct_markov(h[..., :M], z), 1e-12)
+    assert_close(
+        blocked.markov_response(h[..., :M], z), naive.markov_response(h[..., :M], z), 1e-12
+    )
 
 
 @pytest.mark.parametrize("name", sorted(DIRECT))
-def test_hand_written_backward_equals_autograd_of_the_direct_formula(small_tiles, name):
+def test_hand_written_backward_equals_autograd_of_the_naive_sum(small_tiles, name):
     """Gradients with respect to every tensor input (the points included), several tiles."""
     inputs = sum_inputs(name, (2,), torch.Generator().manual_seed(7))
     tensors = [i for i, x in enumerate(inputs) if torch.is_tensor(x)]
@@ -369,15 +358,15 @@ def test_tiled_sums_pass_gradcheck_across_tiles(small_tiles):
     g = torch.Generator().manual_seed(3)
     v, w, z = crandn(2, 3, 4, generator=g), crandn(3, 4, generator=g) - 2, crandn(9, generator=g)
     leaves = [x.requires_grad_() for x in (v, z, w)]
-    assert torch.autograd.gradcheck(reference.cauchy_conj, leaves)
+    assert torch.autograd.gradcheck(blocked.cauchy_conj, leaves)
     h = crandn(2, 3, 5, generator=g).requires_grad_()
     points = torch.polar(1 + 0.1 * rand64(3, 7, generator=g), 6 * rand64(3, 7, generator=g))
-    assert torch.autograd.gradcheck(reference.markov_response, (h, points.requires_grad_()))
+    assert torch.autograd.gradcheck(blocked.markov_response, (h, points.requires_grad_()))
 
 
 @pytest.mark.parametrize("name", sorted(DIRECT))
 def test_single_precision_sums_are_accurate_against_float64(name):
-    """The CPU reference is what the fused GPU kernels are tested against (to 1e-5 relative):
+    """The CPU sums are what the fused GPU kernels are tested against (to 1e-5 relative):
     in complex64 it must stay well inside that, measured against float64 on the same inputs."""
     inputs = sum_inputs(name, (2,), torch.Generator().manual_seed(11))
     single = [x.to(torch.complex64) if torch.is_tensor(x) else x for x in inputs]
@@ -395,7 +384,7 @@ def test_cauchy_gradients_stay_finite_at_huge_points():
     v = crandn(2, 3, 4, generator=g).to(torch.complex64).requires_grad_()
     w = (crandn(3, 4, generator=g) - 2).to(torch.complex64).requires_grad_()
     z = torch.tensor([0, 1j, 3.3e16j], dtype=torch.complex64)
-    out = reference.cauchy_conj(v, z, w)
+    out = blocked.cauchy_conj(v, z, w)
     out.backward(torch.full_like(out, 1.6e16))
     assert torch.isfinite(torch.view_as_real(out)).all()
     assert torch.isfinite(torch.view_as_real(v.grad)).all()

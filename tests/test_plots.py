@@ -11,10 +11,12 @@ from PIL import Image
 from report_store import build_store
 from scipy.special import eval_legendre
 
-from harness import figures, plots, report, runner
-from harness.bench import COLUMNS as BENCH_COLUMNS
-from harness.published import load_published
-from harness.report_load import dedup, load_histories, load_runs
+from harness.bench.command import COLUMNS as BENCH_COLUMNS
+from harness.report import command as report
+from harness.report import figures, plots
+from harness.report.load import dedup, load_histories, load_runs
+from harness.report.published import load_published
+from harness.run import point as runner
 
 
 def assert_figure(paths, stem=None):

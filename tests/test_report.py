@@ -18,12 +18,12 @@ from report_store import build_store, specs
 from scipy import stats
 
 from common import UserError
-from harness import report
-from harness.published import load_published
-from harness.report_format import to_csv, to_frame, to_latex, to_markdown, to_terminal
-from harness.report_load import RunFilter, dedup, load_runs
-from harness.report_stats import compare, lra_average
-from harness.report_tables import ablation_table, excluded_table, leaderboard_table
+from harness.report import command as report
+from harness.report.format import to_csv, to_frame, to_latex, to_markdown, to_terminal
+from harness.report.load import RunFilter, dedup, load_runs
+from harness.report.published import load_published
+from harness.report.stats import compare, lra_average
+from harness.report.tables import ablation_table, excluded_table, leaderboard_table
 
 S4D_LIN_LISTOPS = [50.0, 52.0, 54.0]
 S4D_LIN_TEXT = [80.0, 82.0, 87.0]

@@ -9,7 +9,7 @@ from conftest import TINY, TINY_TASK
 from mlflow import MlflowClient
 
 from common import UserError
-from harness.run import check_names
+from harness.run.command import check_names
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -89,7 +89,7 @@ def test_sweep_runs_every_point_and_tags_it_with_the_sweep(tracking_env, tmp_pat
 WORKER = """
 import sys, time
 from pathlib import Path
-from harness import tracking
+from harness.run import tracking
 
 go, index = Path(sys.argv[1]), int(sys.argv[2])
 while not go.exists():

@@ -11,9 +11,10 @@ from omegaconf import OmegaConf
 
 import models
 import tasks
-from harness import distributed
-from harness.config import PROJECT_ROOT, config_hash, flatten
-from harness.train import Schedule, warmup_cosine
+from harness.layout import PROJECT_ROOT
+from harness.run import distributed
+from harness.run.config import config_hash, flatten
+from harness.run.train import Schedule, warmup_cosine
 from models.registry import layer_defaults
 
 

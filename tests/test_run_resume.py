@@ -7,10 +7,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from harness import checkpoint
-from harness.checkpoint import Preempted, StopSignals
-from harness.runner import execute, point_state, run_dir
-from harness.train import Trainer
+from harness import layout
+from harness.run import checkpoint
+from harness.run.checkpoint import Preempted, StopSignals
+from harness.run.point import execute, point_state, run_dir
+from harness.run.train import Trainer
 
 # Deterministic CPU training with dropout (so the RNG state matters): 3 epochs of 4 steps.
 COMMON = [
@@ -48,7 +49,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(
     with pytest.raises(Preempted):
         execute(cfg)
     monkeypatch.undo()
-    state = checkpoint.load(run_dir(cfg) / checkpoint.CHECKPOINT)
+    state = checkpoint.load(run_dir(cfg) / layout.CHECKPOINT)
     assert (state["step"], (state["epoch"], state["batch_in_epoch"])) == (stop_step, position)
     client = MlflowClient(tracking_uri=tracking_env.uri)
     killed = client.get_run(state["mlflow_run_id"])
@@ -62,9 +63,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(
     assert run.info.status == "FINISHED" and run.data.tags["requeues"] == "1"
     for key in ("best/val_acc", "best/val_loss", "best/test_acc", "best/test_loss", "best/step"):
         assert resumed[key] == reference[key], key
-    final = checkpoint.load(run_dir(cfg) / checkpoint.CHECKPOINT)["model"]
+    final = checkpoint.load(run_dir(cfg) / layout.CHECKPOINT)["model"]
     ref_dir = tracking_env.results_dir / "ref" / run_dir(cfg).name
-    expected = checkpoint.load(ref_dir / checkpoint.CHECKPOINT)["model"]
+    expected = checkpoint.load(ref_dir / layout.CHECKPOINT)["model"]
     for key, value in expected.items():
         assert torch.equal(final[key], value), key
     losses = client.get_metric_history(run.info.run_id, "train/loss")

@@ -11,10 +11,11 @@ from torch import nn
 
 import models
 from common import UserError
-from harness import checkpoint
-from harness.config import config_hash, flatten
-from harness.runner import execute, point_state, run_dir
-from harness.train import NonFiniteLoss
+from harness import layout
+from harness.run import checkpoint
+from harness.run.config import config_hash, flatten
+from harness.run.point import execute, point_state, run_dir
+from harness.run.train import NonFiniteLoss
 
 TAGS = {"task", "model", "init", "seed", "config_hash", "git_commit", "host", "device"}
 TAGS |= {"world_size", "effective_batch_size", "requeues"}
@@ -75,7 +76,7 @@ def test_run_records_params_tags_metrics_artifacts_and_checkpoints(make_cfg, tra
     assert json.loads((directory / "summary.json").read_text())["mlflow_run_id"] == run.info.run_id
     groups = {g["name"]: g for g in json.loads((directory / "param_groups.json").read_text())}
     assert groups["ssm"]["lr"] == 0.001 and groups["ssm"]["weight_decay"] == 0.0
-    state = checkpoint.load(directory / checkpoint.CHECKPOINT)
+    state = checkpoint.load(directory / layout.CHECKPOINT)
     keys = {"model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch", "best"}
     keys |= {"mlflow_run_id", "config", "model_args"}
     assert keys <= set(state)
@@ -84,10 +85,10 @@ def test_run_records_params_tags_metrics_artifacts_and_checkpoints(make_cfg, tra
     # A report rebuilds the model from model_args alone and loads every saved state into it.
     rebuilt = models.build_model(**state["model_args"])
     rebuilt.load_state_dict(state["model"])
-    init = torch.load(directory / checkpoint.MODEL_INIT)
+    init = torch.load(directory / layout.MODEL_INIT)
     rebuilt.load_state_dict(init)
     assert any(not torch.equal(init[k], state["model"][k]) for k in init)
-    rebuilt.load_state_dict(torch.load(directory / checkpoint.MODEL_BEST))
+    rebuilt.load_state_dict(torch.load(directory / layout.MODEL_BEST))
     assert point_state(cfg) == "finished"
 
 

@@ -8,14 +8,16 @@ the status table says.
 
 from pathlib import Path
 
+import cloudpickle
 import pytest
 import sweep_helpers as sh
 
 from common import UserError
-from harness import launcher
-from harness.launcher import local_slots, swept
-from harness.status import RunView, point_state
-from harness.status import main as status_main
+from harness.cluster import launcher
+from harness.cluster.jobs import result_outcome
+from harness.cluster.launcher import local_slots, swept
+from harness.cluster.status import RunView, row_state
+from harness.cluster.status import main as status_main
 
 MODELS = ("s4_legs", "s4_fout", "hope")
 SEEDS = (0, 1)
@@ -113,7 +115,7 @@ def _run(status: str, reason: str = "", requeues: int = 0) -> RunView:
 )  # fmt: skip
 def test_status_joins_job_state_and_mlflow(job_state, run, skipped, expected) -> None:
     requeues = run.requeues if run is not None else 0
-    assert point_state(job_state, run, skipped, requeues) == expected
+    assert row_state(job_state, run, skipped, requeues) == expected
 
 
 def test_status_names_a_missing_sweep(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -123,3 +125,28 @@ def test_status_names_a_missing_sweep(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "no sweep launched yet" in capsys.readouterr().err
     assert status_main(["paths.no_such_key=1"]) == 2
     assert "error: bad override" in capsys.readouterr().err
+
+
+class _WritesMarker:
+    """A pickle payload: unpickling it creates the file `path`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("outcome", ["success", "error"])
+def test_result_pickle_outcome_is_read_without_unpickling(tmp_path: Path, outcome: str) -> None:
+    marker = tmp_path / "payload-ran"
+    result = tmp_path / "0_result.pkl"
+    result.write_bytes(cloudpickle.dumps((outcome, _WritesMarker(marker))))
+    assert result_outcome(result) == outcome
+    assert not marker.exists()
+
+
+def test_result_outcome_of_a_garbled_file_is_none(tmp_path: Path) -> None:
+    result = tmp_path / "0_result.pkl"
+    result.write_bytes(b"\x80\x05not a pickle at all")
+    assert result_outcome(result) is None

@@ -18,7 +18,7 @@ from torch.utils.data import random_split
 
 import tasks
 from common import UserError
-from harness import bench_data
+from harness.bench import data as bench_data
 from tasks import listops_gen as lg
 from tasks.digits import upscale
 from tasks.generated import generated_release

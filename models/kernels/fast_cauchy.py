@@ -1,6 +1,6 @@
 """Fused Triton Cauchy sum over conjugate pole pairs, with its backward pass.
 
-Computes the same function as `models.kernels.reference.cauchy_conj` (S4, Lemma C.3, with the
+Computes the same function as `models.kernels.naive.cauchy_conj` (S4, Lemma C.3, with the
 conjugate half of the diagonal restored):
 
     out[b, h, l] = sum_n v[b, h, n] / (z[l] - w[h, n]) + conj(v[b, h, n]) / (z[l] - conj(w[h, n]))
@@ -28,7 +28,7 @@ from torch import Tensor
 FWD_TILE = 2048  # (N2, points) elements of the Cauchy tiles held by one forward program
 BWD_TILE = 512  # the same for the backward pass, which holds twice as many tiles
 BLOCKS_PER_PROGRAM = 16  # blocks of points per backward program
-MAX_POLES = 64  # N2 above this takes the reference (the tiles would not fit in registers)
+MAX_POLES = 64  # N2 above this takes the blocked CPU sums (the tiles would not fit in registers)
 FWD_WARPS = 4  # warps per forward program
 BWD_WARPS = 2  # warps per backward program
 

@@ -1,6 +1,6 @@
 """Fused Triton transfer function of a Hankel operator from its Markov parameters, with backward.
 
-Computes the same function as `models.kernels.reference.markov_response` (HOPE paper, eq. (3)):
+Computes the same function as `models.kernels.naive.markov_response` (HOPE paper, eq. (3)):
 
     out[b, c, l] = sum_{j=1}^{M} h[b, c, j-1] z[c, l]^(-j) = sum_j h[b, c, j-1] exp(-j u[c, l]),
     u = log z,
@@ -28,7 +28,7 @@ from torch import Tensor
 # Block sizes and warps: the fastest of a sweep on an H100 at (H, N2, L) = (256, 32, 16384).
 TILE = 2048  # elements of the (M, points) tile of powers held by one program
 BLOCKS_PER_PROGRAM = 8  # blocks of points per program in the backward pass
-MAX_PARAMS = 256  # M above this takes the reference
+MAX_PARAMS = 256  # M above this takes the blocked CPU sums
 FWD_WARPS = 2  # warps per forward program
 BWD_WARPS = 2  # warps per backward program
 

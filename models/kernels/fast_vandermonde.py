@@ -1,6 +1,6 @@
 """Fused Triton real Vandermonde product over conjugate pairs, with its backward pass.
 
-Computes the same function as `models.kernels.reference.vandermonde_conj` (the S4D kernel,
+Computes the same function as `models.kernels.naive.vandermonde_conj` (the S4D kernel,
 S4D paper eq. (5), K_l = 2 Re(C Abar^l Bbar)):
 
     out[b, h, l] = 2 Re( sum_n c[b, h, n] exp(log_z[h, n] l) ),   l = 0, ..., L - 1
@@ -29,7 +29,7 @@ from torch import Tensor
 # Block sizes and warps: the fastest of a sweep on an H100 at (H, N2, L) = (256, 32, 16384).
 BLOCK_POWERS = 64  # powers l per block: the in-block powers form a (N2, BLOCK_POWERS) tile
 BLOCKS_PER_PROGRAM = 16  # blocks of powers per program, all reusing the program's tile
-MAX_NODES = 64  # N2 above this takes the reference (the tile would not fit in registers)
+MAX_NODES = 64  # N2 above this takes the blocked CPU sums (the tile would not fit in registers)
 FWD_WARPS = 8  # warps per forward program
 BWD_WARPS = 4  # warps per backward program
 

@@ -1,14 +1,15 @@
 """The three core sums of the SSM kernels, dispatched to a fused GPU path where one applies.
 
 Kernel modules call `cauchy_conj`, `vandermonde_conj` and `markov_response` from here; the
-semantics and shapes are those of `models.kernels.reference`. A call goes to the fused Triton
-kernel of `models.kernels.fast_<name>` when Triton is installed, fast paths are enabled, and
-that module's `supports(...)` accepts the arguments (complex64 CUDA tensors of the documented
-shapes); otherwise to the plain PyTorch reference, which is also the CPU path. The fast modules
-are imported on first use only, so CPU-only installs never import Triton.
+semantics and shapes are those of `models.kernels.naive` (the sums as the papers write them). A
+call goes to the fused Triton kernel of `models.kernels.fast_<name>` when Triton is installed,
+fast paths are enabled, and that module's `supports(...)` accepts the arguments (complex64 CUDA
+tensors of the documented shapes); otherwise to the blocked plain-PyTorch sums of
+`models.kernels.blocked`, the CPU path. The fast modules are imported on first use only, so
+CPU-only installs never import Triton.
 
 `fast_paths(False)` (a context manager) or `set_fast_paths(False)` routes every call to the
-reference, e.g. to benchmark or test one against the other.
+blocked PyTorch sums, e.g. to benchmark or test one against the other.
 """
 
 import contextlib
@@ -21,7 +22,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from models.kernels import reference
+from models.kernels import blocked
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 FUNCTIONS = {
@@ -66,28 +67,28 @@ def _compiler_opaque(name: str) -> Callable[..., Tensor]:
 
 
 def _fast_fn(name: str, first: Tensor, *args) -> Callable[..., Tensor] | None:
-    """The fused function that computes this call, or None for the reference."""
+    """The fused function that computes this call, or None for the blocked CPU sums."""
     if not (first.is_cuda and fast_paths_enabled()):
         return None
     return _compiler_opaque(name) if _fast(name).supports(first, *args) else None
 
 
 def cauchy_conj(v: Tensor, z: Tensor, w: Tensor) -> Tensor:
-    """v (..., H, N2), z (L',), w (H, N2) complex -> (..., H, L'); see `reference.cauchy_conj`."""
+    """v (..., H, N2), z (L',), w (H, N2) complex -> (..., H, L'); see `naive.cauchy_conj`."""
     fast = _fast_fn("cauchy", v, z, w)
-    return reference.cauchy_conj(v, z, w) if fast is None else fast(v, z, w)
+    return blocked.cauchy_conj(v, z, w) if fast is None else fast(v, z, w)
 
 
 def vandermonde_conj(c: Tensor, log_z: Tensor, L: int) -> Tensor:
-    """c (..., H, N2), log_z (H, N2) complex -> real (..., H, L); see the reference."""
+    """c (..., H, N2), log_z (H, N2) complex -> real (..., H, L); see `naive.vandermonde_conj`."""
     fast = _fast_fn("vandermonde", c, log_z, L)
-    return reference.vandermonde_conj(c, log_z, L) if fast is None else fast(c, log_z, L)
+    return blocked.vandermonde_conj(c, log_z, L) if fast is None else fast(c, log_z, L)
 
 
 def markov_response(h: Tensor, z: Tensor) -> Tensor:
-    """h (..., C, M), z (C, L') complex -> (..., C, L'); see `reference.markov_response`."""
+    """h (..., C, M), z (C, L') complex -> (..., C, L'); see `naive.markov_response`."""
     fast = _fast_fn("markov", h, z)
-    return reference.markov_response(h, z) if fast is None else fast(h, z)
+    return blocked.markov_response(h, z) if fast is None else fast(h, z)
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """A small table model and its four renderings: Markdown, LaTeX (booktabs), CSV and terminal.
 
-Tables are built once (`harness.report_tables`) and rendered by the functions here, so every
+Tables are built once (`harness.report.tables`) and rendered by the functions here, so every
 format shows the same numbers. A `Stat` cell is `mean ± std (n)`; `bold` marks the best entry of
 its column and `few_seeds` a cell with fewer seeds than asked (rendered with a dagger).
 """

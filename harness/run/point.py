@@ -1,7 +1,7 @@
 """One point of a sweep, end to end: decide (new, resume, already done), build, train, record.
 
 A point is identified by `config_hash(cfg)`; its run directory `<paths.runs_dir>/<hash>/` holds
-`mlflow_run_id`, the checkpoints (`harness.checkpoint`), `config.yaml`, `param_groups.json` and
+`mlflow_run_id`, the checkpoints (`harness.run.checkpoint`), `config.yaml`, `param_groups.json` and
 `summary.json`. `execute` runs it:
 - its MLflow run FINISHED: log "already finished" and return the stored summary (`force=true`
   starts a new run instead);
@@ -33,28 +33,23 @@ from omegaconf import DictConfig, OmegaConf
 import models
 import tasks
 from common import UserError
-from harness import checkpoint, distributed, tracking
-from harness.config import PROJECT_ROOT, config_hash, flatten, resolved
-from harness.distributed import DistContext
-from harness.train import NonFiniteLoss, Trainer
+from harness.layout import (
+    CHECKPOINT,
+    CONFIG_FILE,
+    GROUPS_FILE,
+    LOCK_FILE,
+    PROJECT_ROOT,
+    RUN_FILES,
+    RUN_ID_FILE,
+    SUMMARY_FILE,
+)
+from harness.run import checkpoint, distributed, tracking
+from harness.run.config import config_hash, flatten, resolved
+from harness.run.distributed import DistContext
+from harness.run.train import NonFiniteLoss, Trainer
 
 log = logging.getLogger(__name__)
 
-RUN_ID_FILE = "mlflow_run_id"
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = "config.yaml"
-GROUPS_FILE = "param_groups.json"
-LOCK_FILE = ".lock"
-# What this module writes into a run directory (other owners' files there are left alone).
-RUN_FILES = (
-    RUN_ID_FILE,
-    SUMMARY_FILE,
-    CONFIG_FILE,
-    GROUPS_FILE,
-    checkpoint.CHECKPOINT,
-    checkpoint.MODEL_INIT,
-    checkpoint.MODEL_BEST,
-)
 MAX_REASON_CHARS = 500
 
 
@@ -298,7 +293,7 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> di
         trainer = Trainer(
             model, splits, data.info.objective, cfg, ctx, directory, log_fn, signals, extra
         )
-        ckpt_path = directory / checkpoint.CHECKPOINT
+        ckpt_path = directory / CHECKPOINT
         if plan.action == "resume" and ckpt_path.exists():
             trainer.load_state_dict(checkpoint.load(ckpt_path))
         if run is not None and plan.action == "fresh":

@@ -12,33 +12,25 @@ tables in the `--format` chosen. User errors exit with status 2 and one line on 
 
 import argparse
 import logging
-import sys
 from datetime import datetime
 from pathlib import Path
 
 from common import UserError
-from harness.cli import exits_on_user_error
-from harness.config import PROJECT_ROOT
-from harness.published import DEFAULT_PUBLISHED_CSV, load_published
-from harness.report_format import RENDERERS, Table, to_csv, to_latex, to_markdown
-from harness.report_load import DEFAULT_EXPERIMENT, RunFilter, dedup, load_runs
-from harness.report_tables import (
+from harness.cli import exits_on_user_error, parse_key_values
+from harness.layout import PROJECT_ROOT
+from harness.report.format import RENDERERS, Table, to_csv, to_latex, to_markdown
+from harness.report.load import DEFAULT_EXPERIMENT, RunFilter, dedup, load_runs
+from harness.report.published import DEFAULT_PUBLISHED_CSV, load_published
+from harness.report.tables import (
     ablation_table,
     excluded_table,
     leaderboard_table,
     parse_baseline,
 )
-from harness.tracking import resolve_uri
+from harness.run.tracking import resolve_uri
 
 log = logging.getLogger("harness.report")
 STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING", "SCHEDULED")
-
-
-def _tag(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--tag {text!r}: write key=value, e.g. init=legs")
-    return key, value
 
 
 def _date(text: str) -> datetime:
@@ -72,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--experiment", action="append", help=f"default {DEFAULT_EXPERIMENT}")
     p.add_argument("--sweep", action="append", default=[], help="sweep id (tag sweep)")
-    p.add_argument("--tag", action="append", type=_tag, default=[], help="key=value tag filter")
+    p.add_argument("--tag", action="append", default=[], help="key=value tag filter")
     p.add_argument("--since", type=_date, help="only runs started on or after this date")
     p.add_argument("--status", action="append", choices=STATUSES, default=[], help="run status")
     p.add_argument("--seeds", type=int, default=1, help="mark cells with fewer seeds than this")
@@ -117,7 +109,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     filt = RunFilter(
         experiments=tuple(args.experiment or [DEFAULT_EXPERIMENT]),
         sweeps=tuple(args.sweep),
-        tags=dict(args.tag),
+        tags=parse_key_values(args.tag, "--tag", "init=legs", typed=False),
         since=args.since,
         statuses=tuple(args.status),
     )
@@ -145,7 +137,9 @@ def run(args: argparse.Namespace) -> list[Path]:
     render = RENDERERS[args.format]
     print("\n".join(render(t) for t in [*tables, excluded] if t.rows or t is tables[0]))
     if args.plots:
-        from harness.figures import write_figures  # torch and the models load only for figures
+        from harness.report.figures import (
+            write_figures,  # torch and the models load only for figures
+        )
 
         written += write_figures(uri, result.kept, args, published)
     log.info("wrote %s", ", ".join(str(p) for p in written))
@@ -160,7 +154,3 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     run(args)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

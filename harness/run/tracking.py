@@ -7,9 +7,9 @@ else `MLFLOW_TRACKING_URI`, points at any other MLflow store (a tracking server 
 Facts this module is built around (mlflow 3.17.2): processes that create a fresh SQLite store at the
 same moment crash in table setup, and processes that race to create an experiment put runs in the
 Default experiment. So `prepare_store` creates the store and the experiment under an exclusive file
-lock, the launching process calls it before any job starts (`harness.callbacks`), and every run is
-created with an explicit experiment id. SQLite answers "database is locked" under many concurrent
-writers; every call here is retried with exponential backoff.
+lock, the launching process calls it before any job starts (`harness.run.callbacks`), and every
+run is created with an explicit experiment id. SQLite answers "database is locked" under many
+concurrent writers; every call here is retried with exponential backoff.
 """
 
 import contextlib
@@ -27,7 +27,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from common import UserError
-from harness.config import PROJECT_ROOT
+from harness.layout import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from common import UserError
-from harness.config import PROJECT_ROOT
+from harness.layout import PROJECT_ROOT
 
 DEFAULT_PUBLISHED_CSV = PROJECT_ROOT / "results" / "published_results.csv"
 

@@ -2,7 +2,7 @@
 
 Every function takes tidy data (pandas frames or numpy arrays, already in display units), draws on
 a `matplotlib.figure.Figure` (no pyplot global state, any backend), saves `<stem>.pdf` and
-`<stem>.png` and returns the two paths. `harness.figures` gathers the data from MLflow, run
+`<stem>.png` and returns the two paths. `harness.report.figures` gathers the data from MLflow, run
 directories and benchmark CSVs.
 
 - `learning_curves`: validation accuracy vs optimizer step, mean and 95% bootstrap CI over seeds.
@@ -27,7 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from harness.report_stats import ordered_tasks
+from harness.report.stats import ordered_tasks
 
 WIDTHS = {"column": 3.5, "double": 7.0}
 """Figure width presets in inches: one column and the full page of a two-column paper."""

@@ -34,8 +34,9 @@ from tqdm import tqdm
 
 import models
 from common import UserError
-from harness import checkpoint, distributed, metrics, precision
-from harness.distributed import DistContext
+from harness.layout import CHECKPOINT, MODEL_BEST, MODEL_INIT
+from harness.run import checkpoint, distributed, metrics, precision
+from harness.run.distributed import DistContext
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class Trainer:
         return min(by_epochs, int(self.t.max_steps)) if self.t.max_steps else by_epochs
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint dict (see `harness.checkpoint`)."""
+        """The checkpoint dict (see `harness.run.checkpoint`)."""
         return {
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -311,9 +312,7 @@ class Trainer:
             kept = {k: v for k, v in values.items() if k.startswith(("val/", "test/"))}
             self.best = {"metrics": kept, "step": self.step, "evals_since_best": 0}
             if self.ctx.is_main:
-                checkpoint.save_atomic(
-                    self.module.state_dict(), self.run_dir / checkpoint.MODEL_BEST
-                )
+                checkpoint.save_atomic(self.module.state_dict(), self.run_dir / MODEL_BEST)
         else:
             self.best["evals_since_best"] += 1
         self.schedule.after_eval(monitored)
@@ -328,7 +327,7 @@ class Trainer:
         self._flush(bar)
         if self.ctx.is_main:
             t0 = time.perf_counter()
-            checkpoint.save_atomic(self.state_dict(), self.run_dir / checkpoint.CHECKPOINT)
+            checkpoint.save_atomic(self.state_dict(), self.run_dir / CHECKPOINT)
             self.counters["ckpt_s"] += time.perf_counter() - t0
 
     def _stop_requested(self) -> bool:
@@ -374,7 +373,7 @@ class Trainer:
         """Train until `max_epochs`, `max_steps` or early stopping; returns the final summary."""
         self._fit_t0 = time.perf_counter()
         if self.step == 0 and self.ctx.is_main:
-            checkpoint.save_atomic(self.module.state_dict(), self.run_dir / checkpoint.MODEL_INIT)
+            checkpoint.save_atomic(self.module.state_dict(), self.run_dir / MODEL_INIT)
         self.module.train()
         bar = tqdm(
             total=self.planned_steps,

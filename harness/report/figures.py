@@ -2,8 +2,8 @@
 
 `write_figures` is what `python -m harness.report --plots` runs; each figure is skipped, with a log
 line, when its data is absent (no noise-padding sweep, no checkpoints, no benchmark CSVs).
-Drawing lives in `harness.plots`; SSM math (kernels, basis functions, Hankel singular values) in
-`models` (`SSMLayer.kernel`, `models.analysis`).
+Drawing lives in `harness.report.plots`; SSM math (kernels, basis functions, Hankel singular
+values) in `models` (`SSMLayer.kernel`, `models.analysis`).
 """
 
 import argparse
@@ -16,11 +16,12 @@ import torch
 
 import models
 from common import UserError
-from harness import checkpoint, plots
-from harness.config import PROJECT_ROOT
-from harness.report_load import load_histories
-from harness.report_stats import is_accuracy, metric_values
-from harness.report_tables import metric_label
+from harness.layout import CHECKPOINT, MODEL_BEST, MODEL_INIT, PROJECT_ROOT
+from harness.report import plots
+from harness.report.load import load_histories
+from harness.report.stats import is_accuracy, metric_values
+from harness.report.tables import metric_label
+from harness.run import checkpoint
 from models import hippo
 from models.analysis import basis_functions, hankel_singular_values
 from models.layer import SSMLayer
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 NOISE_KEY = "params.task.noise_len"
 """The param holding the noise-padding length of the noise-padded tasks."""
 
-STAGES = (("initial", checkpoint.MODEL_INIT), ("trained", checkpoint.MODEL_BEST))
+STAGES = (("initial", MODEL_INIT), ("trained", MODEL_BEST))
 """Weights compared by the diagnostics: step 0 and the best validation evaluation."""
 
 BASIS_T_MAX = 4.0
@@ -108,10 +109,10 @@ def run_directory(run: pd.Series, runs_dir: Path | None) -> Path:
 def load_layer(directory: Path, weights: str) -> SSMLayer:
     """The first SSM layer of the model saved in a run directory, with `weights` loaded.
 
-    `weights`: `checkpoint.MODEL_INIT` (step 0) or `checkpoint.MODEL_BEST` (best validation);
+    `weights`: `MODEL_INIT` (step 0) or `MODEL_BEST` (best validation);
     the model is rebuilt from the checkpoint's `model_args` (no data needed).
     """
-    state_path, ckpt_path = directory / weights, directory / checkpoint.CHECKPOINT
+    state_path, ckpt_path = directory / weights, directory / CHECKPOINT
     for path in (state_path, ckpt_path):
         if not path.is_file():
             raise UserError(f"run directory {directory} lacks {path.name}; pass --runs-dir")
@@ -127,7 +128,7 @@ def diagnostics_figures(runs: pd.DataFrame, runs_dir: Path | None, out: Path, L:
     kernels, svals = {}, []
     for model, part in _finished(runs).groupby("model"):
         dirs = (run_directory(run, runs_dir) for _, run in part.iterrows())
-        directory = next((d for d in dirs if (d / checkpoint.MODEL_BEST).is_file()), None)
+        directory = next((d for d in dirs if (d / MODEL_BEST).is_file()), None)
         if directory is None:
             log.info("no run directory with checkpoints for %s: diagnostics skipped", model)
             continue

@@ -1,8 +1,9 @@
-"""The three core sums of the SSM kernels, in plain differentiable torch (the CPU path).
+"""The three core sums of the SSM kernels, blocked in plain differentiable torch: the CPU path.
 
-These are the reference semantics: `models.kernels.ops` may dispatch to faster implementations,
-which must match these to rounding. Every function is dtype-generic: complex64 inputs give
-complex64 / float32 outputs, complex128 inputs give complex128 / float64 outputs. Leading `...`
+They compute the sums of `models.kernels.naive` (the definitions, the tests' oracle) in bounded
+memory; `models.kernels.ops` calls these unless a fused GPU kernel applies. Every function is
+dtype-generic: complex64 inputs give complex64 / float32 outputs, complex128 inputs give
+complex128 / float64 outputs. Leading `...`
 dimensions are batch dimensions of the coefficients only; the points are shared across them.
 
 None of them materializes a full (H, N2, L') matrix of powers or Cauchy terms:
@@ -15,7 +16,7 @@ None of them materializes a full (H, N2, L') matrix of powers or Cauchy terms:
     backward passes (`_PairCauchy`, `_Markov`) that recompute a block's tiles instead of storing
     them; the Cauchy sum merges each conjugate pair into one real-coefficient term over one
     denominator and writes its tiles into reused buffers.
-Memory is O(H N2 sqrt(L') + output) per call; the float64 results agree with the direct formulas
+Memory is O(H N2 sqrt(L') + output) per call; the float64 results agree with `models.kernels.naive`
 to rounding (tests/test_kernels.py).
 """
 

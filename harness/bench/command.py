@@ -6,7 +6,7 @@ Suites (`--suite`, several allowed):
   model   one training step (forward, backward, AdamW) of a whole classifier on the LRA Image
           shape (6 post-norm BatchNorm blocks, H=512, N=64, batch 50, L=1024, dropout 0.1,
           bidirectional layers, mean pooling, 10 classes), every model and the floor model.
-Each case is timed as the performance anchors were (`harness.bench_timing`): CUDA events,
+Each case is timed as the performance anchors were (`harness.bench.timing`): CUDA events,
 `--warmup` untimed steps, the median of `--reps`, peak `torch.cuda.max_memory_allocated`; fp32
 runs with TF32 off. `--impl reference` routes the kernel sums to the plain PyTorch reference.
 
@@ -16,7 +16,8 @@ samples_per_s, ms_vs_floor, mem_vs_floor, status, torch (ratios against the floo
 same suite, impl, dtype and shape). A case that runs out of memory is a row with status `oom`.
 
 `--plot` draws throughput and peak memory against L next to each layer/model CSV
-(`harness.plots.bench_scaling`, PDF and PNG); `--plot-from CSV...` draws it for existing CSVs.
+(`harness.report.plots.bench_scaling`, PDF and PNG); `--plot-from CSV...` draws it for existing
+CSVs.
 
 Example (the README's GPU table):
     python -m harness.bench --suite layer --lengths 1024 4096 16384 65536 --dtypes fp32 bf16
@@ -26,7 +27,6 @@ import argparse
 import gc
 import logging
 import re
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,10 +36,12 @@ from tqdm import tqdm
 
 import models
 from common import UserError
-from harness import bench_steps, precision
-from harness.bench_steps import FLOOR, Shape
-from harness.bench_timing import measure
+from harness.bench import steps as bench_steps
+from harness.bench.steps import FLOOR, Shape
+from harness.bench.timing import measure
 from harness.cli import exits_on_user_error, parse_key_values
+from harness.run import precision
+from harness.run.distributed import DEVICE_CHOICES, resolve_device
 from models.kernels import ops
 
 logger = logging.getLogger("harness.bench")
@@ -125,7 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the layer or model")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--reps", type=int, default=20)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--out", type=Path, default=Path("results/bench"))
     p.add_argument("--tag", default="", help="suffix of the CSV file names")
     p.add_argument(
@@ -147,16 +149,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def parse_options(pairs: Sequence[str]) -> dict:
     """--layer-option KEY=VALUE strings -> dict (values parsed as YAML scalars)."""
     return parse_key_values(pairs, "--layer-option", "disc=bilinear")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError(
-            "--device cuda was asked for but torch sees no CUDA device; use --device cpu"
-        )
-    return torch.device(name)
 
 
 def device_label(device: torch.device) -> str:
@@ -287,9 +279,9 @@ def run_suite(args: argparse.Namespace, suite: str, device: torch.device) -> pd.
 
 
 def plot(table: pd.DataFrame, stem: Path) -> list[Path]:
-    """Throughput and peak memory against L (`harness.plots.bench_scaling`) at `<stem>.pdf/.png`;
-    rows of the reference sums are labelled `<model> (reference)`."""
-    from harness import plots  # matplotlib and seaborn are imported only for a figure
+    """Throughput and peak memory against L (`harness.report.plots.bench_scaling`) at
+    `<stem>.pdf/.png`; rows of the reference sums are labelled `<model> (reference)`."""
+    from harness.report import plots  # matplotlib and seaborn are imported only for a figure
 
     ok = table[table["status"] == "ok"].copy()
     reference = ok["impl"] == "reference"
@@ -320,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot_from:
         plot_from(args.plot_from)
         return 0
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     args.out.mkdir(parents=True, exist_ok=True)
     for suite in args.suite:
         table = run_suite(args, suite, device)
@@ -347,7 +339,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             ].to_string(index=False)
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.report_load import metric_column
+from harness.report.load import metric_column
 
 LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
 """The six Long Range Arena tasks, in the papers' column order."""

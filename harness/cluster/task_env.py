@@ -2,7 +2,7 @@
 
 A run on several GPUs or nodes is one submitit job with `tasks_per_node * nodes` tasks; submitit
 starts the same pickled callable in every task (through `srun` on SLURM, as sibling processes
-locally). `harness.distributed.setup` reads the standard variables `RANK`, `WORLD_SIZE`,
+locally). `harness.run.distributed.setup` reads the standard variables `RANK`, `WORLD_SIZE`,
 `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`; this module fills them from
 submitit's `JobEnvironment` (global rank, local rank, number of tasks, the job's first host), so
 the training code never looks at `SLURM_*` variables.

@@ -7,12 +7,11 @@ Importing this module registers the OmegaConf resolver `${project_root:}` (the d
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from harness.layout import PROJECT_ROOT
 
 # Top-level keys that say where and how a point runs, not what it computes.
 EXCLUDED_FROM_HASH = ("launcher", "tracking", "paths", "hydra", "resume", "force")

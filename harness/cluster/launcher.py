@@ -6,13 +6,13 @@ re-composes the point's config and calls `run_job`) and checkpoint protocol fit 
 add what a benchmark sweep needs around them:
 
 - Idempotence. Before anything is submitted every point's config is composed and looked up
-  (`harness.runner.point_state`): FINISHED points are skipped (a finished sweep submits nothing),
+  (`harness.run.point.point_state`): FINISHED points are skipped (a finished sweep submits nothing),
   unfinished ones are submitted and resume from their checkpoint, FAILED ones are rerun only with
   `hydra.launcher.rerun_failed=true`, and a point whose earlier job is still queued or running
-  (its `job.json`, `harness.jobs`) is not submitted twice.
+  (its `job.json`, `harness.cluster.jobs`) is not submitted twice.
 - Records. Each submitted point gets `<run dir>/job.json` (job id, submitit folder); each sweep
-  a manifest `<hydra.sweep.dir>/sweep.json` listing its points. `harness.status` joins the two
-  with the scheduler's job states and MLflow.
+  a manifest `<hydra.sweep.dir>/sweep.json` listing its points. `harness.cluster.status` joins the
+  two with the scheduler's job states and MLflow.
 - Requeues. A job is requeued by SLURM (`scontrol requeue`, preemption) or by submitit's
   checkpoint protocol (SIGUSR2 before the time limit). Inside the job the count
   (`SLURM_RESTART_COUNT`, or submitit's own count carried in the resubmitted call for local jobs)
@@ -44,16 +44,16 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from common import UserError
-from harness.checkpoint import Preempted
-from harness.cluster_env import export_dist_env
-from harness.config import EXCLUDED_FROM_HASH, config_hash
-from harness.jobs import JobRecord, is_active, job_states, write_json_atomically
-from harness.runner import RUN_ID_FILE, point_state, run_dir, sweep_name, tracking_uri
-from harness.tracking import TrackedRun
+from harness.cluster.jobs import JobRecord, is_active, job_states, write_json_atomically
+from harness.cluster.task_env import export_dist_env
+from harness.layout import MANIFEST, RUN_ID_FILE
+from harness.run.checkpoint import Preempted
+from harness.run.config import EXCLUDED_FROM_HASH, config_hash
+from harness.run.point import point_state, run_dir, sweep_name, tracking_uri
+from harness.run.tracking import TrackedRun
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "sweep.json"
 POLL_S = 1.0  # how often the local launcher looks for a finished job
 
 
@@ -70,7 +70,7 @@ class Point:
     label: str  # the overrides that set this point apart from the others (`swept`)
     config_hash: str
     run_dir: str
-    state: str  # harness.runner.point_state: new | unfinished | finished | failed
+    state: str  # harness.run.point.point_state: new | unfinished | finished | failed
     action: str  # submit | skip
     note: str  # why (skipped: finished, failed, already queued as job ...)
     job_id: str | None = None
@@ -80,7 +80,7 @@ class Point:
 class Sweep:
     """The launch at hand: its points and the manifest `<directory>/sweep.json` about them."""
 
-    name: str  # the runs' `sweep` tag (harness.runner.sweep_name)
+    name: str  # the runs' `sweep` tag (harness.run.point.sweep_name)
     directory: Path  # hydra.sweep.dir
     executor: str
     submitit_folder: str
@@ -197,7 +197,7 @@ class _SweepLauncher(BaseSubmititLauncher):
     def _account_requeues(self, sweep_config: DictConfig, requeues: int) -> JobReturn | None:
         """Past `max_requeues`, end the point's run FAILED and return the job's failed return.
 
-        (`harness.runner` itself counts resumes in the run's `requeues` tag.)
+        (`harness.run.point` itself counts resumes in the run's `requeues` tag.)
         """
         HydraConfig.instance().set_config(sweep_config)
         task_cfg = _task_config(sweep_config)
@@ -380,7 +380,9 @@ class SlurmLauncher(_SweepLauncher):
             self._submitted(sweep, point, job)
         sweep.write_manifest()
         if not self.policy.get("wait", True):
-            log.info("not waiting (hydra.launcher.wait=false); follow it with harness.status")
+            log.info(
+                "not waiting (hydra.launcher.wait=false); follow it with harness.cluster.status"
+            )
             return [self._completed_return(p, job_id=p.job_id) for p in todo]
         return [self._collect(job) for job in jobs]
 

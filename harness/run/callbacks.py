@@ -2,7 +2,7 @@
 
 `PrepareTrackingStore` runs in the launching process before any job starts (single run and
 multirun alike): it creates the MLflow store and the experiment, so jobs running in parallel
-never race to create them (see `harness.tracking`).
+never race to create them (see `harness.run.tracking`).
 """
 
 import logging
@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from common import UserError
-from harness import tracking
+from harness.run import tracking
 
 log = logging.getLogger(__name__)
 

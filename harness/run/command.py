@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from common import UserError
 from harness.cli import report_user_error
-from harness.config import PROJECT_ROOT
+from harness.layout import PROJECT_ROOT
 
 # Config groups whose option names are registry names (configs/<group>/<name>.yaml).
 NAMED_GROUPS = ("task", "model")
@@ -52,13 +52,13 @@ def _stop(message: str, code: int, error: BaseException) -> None:
     sys.exit(code)
 
 
-@hydra.main(config_path="../configs", config_name="config", version_base="1.3")
+@hydra.main(config_path=str(PROJECT_ROOT / "configs"), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Run one point; returns the best validation score (accuracy, or loss for regression)."""
     # Imported here so that a mistyped command is answered before torch and MLflow load.
-    from harness.checkpoint import Preempted
-    from harness.runner import execute
-    from harness.train import NonFiniteLoss
+    from harness.run.checkpoint import Preempted
+    from harness.run.point import execute
+    from harness.run.train import NonFiniteLoss
 
     try:
         summary = execute(cfg)
@@ -77,7 +77,3 @@ def cli() -> None:
     except UserError as error:
         sys.exit(report_user_error(error))
     main()
-
-
-if __name__ == "__main__":
-    cli()

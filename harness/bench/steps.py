@@ -1,8 +1,8 @@
 """The steps the benchmark times: kernel generation, one layer forward+backward, one training step.
 
 Each builder makes its module and inputs on the device once (seeded) and returns a closure that
-runs one step; `harness.bench_timing.measure` calls it. `name` is a registered model or `floor`
-(`harness.bench_floor`: the same layer or model with every kernel a fixed learned tensor).
+runs one step; `harness.bench.timing.measure` calls it. `name` is a registered model or `floor`
+(`harness.bench.floor`: the same layer or model with every kernel a fixed learned tensor).
 
 - kernel: `layer.kernel(L)` forward and backward (kernel generation alone, fp32 always).
 - layer:  `layer(x)` forward and backward, x (B, H, L) with gradient, random output gradient.
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import models
-from harness import bench_floor
+from harness.bench import floor as bench_floor
 
 FLOOR = "floor"
 

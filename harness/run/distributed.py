@@ -39,12 +39,20 @@ class DistContext:
         return self.rank == 0
 
 
-def _pick_device(device_pref: str, local_rank: int) -> torch.device:
-    if device_pref not in DEVICE_CHOICES:
-        raise UserError(f"trainer.device={device_pref!r} is not one of {', '.join(DEVICE_CHOICES)}")
-    if device_pref == "cuda" and not torch.cuda.is_available():
-        raise UserError("trainer.device=cuda but no CUDA device is visible; use trainer.device=cpu")
-    if device_pref == "cpu" or not torch.cuda.is_available():
+def resolve_device(
+    preference: str, option: str = "trainer.device", local_rank: int = 0
+) -> torch.device:
+    """The device of `preference` (`auto` | `cpu` | `cuda`), the one resolver of every command.
+
+    `auto` is the GPU `local_rank` when CUDA is available, else the CPU. `option` names the key or
+    flag the preference came from in the error of an unknown value or of `cuda` without a GPU.
+    """
+    given = f"{option} " if option.startswith("--") else f"{option}="  # a flag or a config key
+    if preference not in DEVICE_CHOICES:
+        raise UserError(f"{given}{preference!r} is not one of {', '.join(DEVICE_CHOICES)}")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{given}cuda but no CUDA device is visible; use {given}cpu")
+    if preference == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
@@ -55,7 +63,7 @@ def setup(device_pref: str = "auto") -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = _pick_device(device_pref, local_rank)
+    device = resolve_device(device_pref, local_rank=local_rank)
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)

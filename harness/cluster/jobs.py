@@ -1,9 +1,9 @@
 """Which submitit job runs a sweep point, and what state that job is in right now.
 
-When `harness.launcher` submits a point it writes a `JobRecord` (`job.json`) into the point's run
-directory `<paths.runs_dir>/<config_hash>/`. The launcher reads it back so that a point whose job
-is still queued or running is never submitted twice; `harness.status` reads it to join the job's
-state with the point's MLflow run.
+When `harness.cluster.launcher` submits a point it writes a `JobRecord` (`job.json`) into the
+point's run directory `<paths.runs_dir>/<config_hash>/`. The launcher reads it back so that a point
+whose job is still queued or running is never submitted twice; `harness.cluster.status` reads it
+to join the job's state with the point's MLflow run.
 
 Job states come from the scheduler: SLURM through submitit's `sacct` watcher (one `sacct` call for
 all jobs; this needs SLURM accounting), local jobs from their result file and their process id.
@@ -11,7 +11,7 @@ all jobs; this needs SLURM accounting), local jobs from their result file and th
 
 import json
 import os
-import pickle
+import pickletools
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,9 @@ from pathlib import Path
 from submitit.core.utils import JobPaths
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-JOB_RECORD = "job.json"
+from common.atomic import write_text_atomically
+from harness.layout import JOB_RECORD
+
 EXECUTORS = ("slurm", "local")
 # Scheduler states in which a job may still run the point (SLURM names; local jobs use RUNNING).
 ACTIVE_STATES = frozenset(
@@ -39,11 +41,8 @@ ACTIVE_STATES = frozenset(
 
 
 def write_json_atomically(path: Path, data: object) -> None:
-    """Write `data` as JSON to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    """Write `data` as JSON through the atomic writer."""
+    write_text_atomically(path, json.dumps(data, indent=1) + "\n")
 
 
 @dataclass(frozen=True)
@@ -80,13 +79,28 @@ class JobRecord:
         return cls(**json.loads(path.read_text()))
 
 
+def result_outcome(path: Path) -> str | None:
+    """The outcome (`success` | `error`) of submitit's result pickle, read without unpickling.
+
+    submitit writes `(outcome, result)`; the outcome is the stream's first string. The opcodes are
+    only scanned (`pickletools.genops` builds no object), so a crafted file runs nothing. None if
+    the file holds no string or is not a pickle.
+    """
+    try:
+        with open(path, "rb") as handle:
+            for opcode, arg, _ in pickletools.genops(handle):
+                if isinstance(arg, str) and "UNICODE" in opcode.name:
+                    return arg
+    except (ValueError, EOFError, OSError):
+        return None
+    return None
+
+
 def _local_state(record: JobRecord) -> str:
     """COMPLETED or FAILED by the result file, RUNNING while the process lives, else INTERRUPTED."""
     result = record.paths.result_pickle
     if result.is_file():
-        with open(result, "rb") as handle:
-            outcome, _ = pickle.load(handle)
-        return "COMPLETED" if outcome == "success" else "FAILED"
+        return "COMPLETED" if result_outcome(result) == "success" else "FAILED"
     try:
         os.kill(int(record.job_id), 0)
     except (ProcessLookupError, PermissionError, ValueError):

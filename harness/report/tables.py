@@ -14,10 +14,10 @@
 import numpy as np
 import pandas as pd
 
-from common import UserError
-from harness.report_format import DAGGER, Num, Row, Stat, Table
-from harness.report_load import group_column
-from harness.report_stats import (
+from harness.cli import parse_key_values
+from harness.report.format import DAGGER, Num, Row, Stat, Table
+from harness.report.load import group_column
+from harness.report.stats import (
     LRA_TASKS,
     compare,
     higher_is_better,
@@ -148,13 +148,7 @@ def parse_baseline(spec: str | None) -> dict[str, str]:
     """`init=legs,task=listops` -> {"init": "legs", "task": "listops"}."""
     if not spec:
         return {}
-    baseline = {}
-    for part in spec.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--baseline {spec!r}: write key=value[,key=value], e.g. init=legs")
-        baseline[key.strip()] = value.strip()
-    return baseline
+    return parse_key_values(spec.split(","), "--baseline", "init=legs,task=listops", typed=False)
 
 
 def _key_frame(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -15,7 +15,6 @@ was installed before (submitit's requeue protocol runs there) and raises `Preemp
 """
 
 import logging
-import os
 import random
 import signal
 import threading
@@ -26,11 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.atomic import write_atomically
+
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
-MODEL_INIT = "model_init.pt"
-MODEL_BEST = "model_best.pt"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -46,13 +44,8 @@ class Preempted(Exception):
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """`torch.save` to a temporary file beside `path`, then rename over it (never a torn file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """`torch.save` through the atomic writer (never a torn file, no temp file left behind)."""
+    write_atomically(path, lambda handle: torch.save(obj, handle))
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from common import UserError
-from harness.tracking import sqlite_path
+from harness.run.tracking import sqlite_path
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,9 @@
+"""Performance benchmarks of the SSM layers, models and data loaders.
+
+- `command`: `python -m harness.bench` (kernel, layer and model suites; CSV and figure out).
+- `steps`: the timed steps (kernel generation, layer forward+backward, training step).
+- `timing`: CUDA-event / wall-clock timing and peak memory of one step.
+- `floor`: the FFT-convolution floor (an SSM layer whose kernel is free).
+- `curve`: `python -m harness.bench_curve`, bf16 against fp32 speed and loss curve.
+- `data`: `python -m harness.bench_data`, data-loader throughput of a task.
+"""

@@ -1,0 +1,12 @@
+"""Results read back from the MLflow store: `python -m harness.report [--plots]`.
+
+- `command`: the command line.
+- `load`: runs and metric histories into typed pandas frames.
+- `stats`: means, spreads and tests over seeds.
+- `tables`: leaderboard, ablation and excluded-runs tables.
+- `format`: their Markdown, LaTeX, CSV and terminal renderings.
+- `published`: the papers' numbers (`results/published_results.csv`).
+- `figures`: gathers each figure's data; `plots` draws it with seaborn.
+
+Importing this package imports nothing; torch and the models load only to draw model figures.
+"""
