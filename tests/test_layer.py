@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from common import UserError
@@ -133,10 +134,15 @@ def test_dropout_is_active_in_training_only():
         assert torch.equal(layer.eval()(x), layer.eval()(x))
 
 
-@pytest.mark.parametrize("name", MODELS.names())
-def test_config_file_holds_the_registry_defaults(name):
-    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{name}.yaml"))
-    assert config == {"name": name, "layer": layer_defaults(name)}
+def test_config_files_compose_to_the_registry_defaults():
+    """configs/model/<name>.yaml with its shared layer/ entry composes to the registry's defaults,
+    key for key and in the same order."""
+    with initialize_config_dir(str(CONFIGS.parent), version_base="1.3"):
+        for name in MODELS.names():
+            composed = compose("config", overrides=[f"model={name}"]).model
+            config = OmegaConf.to_container(composed)
+            assert config == {"name": name, "layer": layer_defaults(name)}, name
+            assert list(config["layer"]) == list(layer_defaults(name)), name
 
 
 @pytest.mark.parametrize(
