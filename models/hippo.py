@@ -19,7 +19,8 @@ Conventions (those of state-spaces/s4, so that published dt ranges and learning 
   imaginary part comes from a Hermitian eigensolver of the skew part, a zero-eigenvalue pair (FouT)
   is kept as one mode (n1 + i n2)/sqrt(2) built from a real basis of the null space.
   Eigenvectors are defined up to a phase; we keep the phases of LAPACK's Hermitian eigensolver
-  (numpy `eigh`, the same gauge as the reference's `torch.linalg.eigh`), so that B = V^* B_hippo
+  (numpy `eigh`; the reference calls `torch.linalg.eigh` on the same matrix, and the two agree on
+  the LegS B and its clipped modes at N = 64 and 256, see tests/test_hippo.py), so B = V^* B_hippo
   is the reference's B before its clip.
 - The B clip (state-spaces/s4 `nplr(..., B_clip=2.0)`, also used for S4D-LegS): Im(V^* B) is
   clamped to [-b_clip, b_clip]. For LegS at N = 64 it changes 11 of the 32 kept modes (sum |B|^2
