@@ -29,6 +29,7 @@ from torch import nn
 
 from common import UserError
 from models.encoders import ENCODERS, Encoder
+from models.layer import make_dropout
 from models.pooling import POOLINGS, RetrievalHead, pool
 from models.registry import build_layer
 
@@ -41,15 +42,19 @@ class BackboneConfig:
 
     d_model: width H of the residual stream. n_layers: residual blocks. dropout: on each block's
     output before the residual add, and the layer's own dropout unless `layer` sets one.
-    prenorm: norm before the layer (else after the residual add). norm: `batch` | `layer`.
-    encoder: `linear` (real inputs) | `embedding` (tokens). pooling: `mean` | `last` | `none`.
-    pool_start: steps before it are ignored by the decoder. dual: two-tower Retrieval head.
-    pad_id: token id excluded from pooling, or None. layer: overrides for `build_layer`.
+    tie_dropout: one mask per (batch, channel) for all steps, in the residual dropout and (unless
+    `layer` sets it) the layer's (the reference's `DropoutNd`; `tie_dropout: true` in its S4
+    configs). prenorm: norm before the layer (else after the residual add). norm: `batch` |
+    `layer`. encoder: `linear` (real inputs) | `embedding` (tokens). pooling: `mean` | `last` |
+    `none`. pool_start: steps before it are ignored by the decoder. dual: two-tower Retrieval head.
+    pad_id: token id excluded from pooling, or None. l_max: the task's sequence length (S4 kernels
+    tie C tilde to it), or None. layer: overrides for `build_layer`.
     """
 
     d_model: int = 128
     n_layers: int = 4
     dropout: float = 0.0
+    tie_dropout: bool = False
     prenorm: bool = True
     norm: str = "batch"
     encoder: str = "linear"
@@ -57,6 +62,7 @@ class BackboneConfig:
     pool_start: int = 0
     dual: bool = False
     pad_id: int | None = None
+    l_max: int | None = None
     layer: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -76,7 +82,9 @@ class BackboneConfig:
         _check_int("pool_start", self.pool_start, minimum=0)
         if self.pad_id is not None:
             _check_int("pad_id", self.pad_id, minimum=0)
-        for key in ("prenorm", "dual"):
+        if self.l_max is not None:
+            _check_int("l_max", self.l_max, minimum=1)
+        for key in ("prenorm", "dual", "tie_dropout"):
             if not isinstance(getattr(self, key), bool):
                 raise UserError(f"model option {key}={getattr(self, key)!r} must be true or false")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float):
@@ -122,11 +130,13 @@ class ChannelNorm(nn.Module):
 class ResidualBlock(nn.Module):
     """One block of the stack, (B, H, L) -> (B, H, L), norm placed before or after the layer."""
 
-    def __init__(self, layer: nn.Module, norm: ChannelNorm, dropout: float, prenorm: bool):
+    def __init__(
+        self, layer: nn.Module, norm: ChannelNorm, dropout: float, prenorm: bool, tied: bool
+    ):
         super().__init__()
         self.layer = layer
         self.norm = norm
-        self.drop = nn.Dropout(dropout)
+        self.drop = make_dropout(dropout, tied)
         self.prenorm = prenorm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,15 +158,17 @@ class SequenceClassifier(nn.Module):
         self.config = config
         h = config.d_model
         layer_options = dict(config.layer)
-        if layer_options.get("dropout") is None:  # the layer inherits the block's dropout
-            layer_options["dropout"] = config.dropout
+        for key in ("dropout", "tie_dropout"):  # the layer inherits the block's settings
+            if layer_options.get(key) is None:
+                layer_options[key] = getattr(config, key)
         self.encoder = Encoder(config.encoder, d_input, h)
         self.blocks = nn.ModuleList(
             ResidualBlock(
-                build_layer(name, h, **layer_options),
+                build_layer(name, h, l_max=config.l_max, **layer_options),
                 ChannelNorm(config.norm, h),
                 config.dropout,
                 config.prenorm,
+                config.tie_dropout,
             )
             for _ in range(config.n_layers)
         )
@@ -165,6 +177,12 @@ class SequenceClassifier(nn.Module):
             self.head = RetrievalHead(h, d_output)
         else:
             self.head = nn.Linear(h, d_output)
+
+    @property
+    def backbone_modules(self) -> list[nn.Module]:
+        """The residual stack and its final norm: the reference's `SequenceModel`, inside which
+        alone its optimizer hook exempts biases and norms from weight decay (`models.optim`)."""
+        return [self.blocks, self.final_norm]
 
     @property
     def layers(self) -> list[nn.Module]:

@@ -18,10 +18,14 @@ Conventions (those of state-spaces/s4, so that published dt ranges and learning 
   of Lambda is the mean of the diagonal of the normal part (-1/2 for LegS, 0 for FouT), the
   imaginary part comes from a Hermitian eigensolver of the skew part, a zero-eigenvalue pair (FouT)
   is kept as one mode (n1 + i n2)/sqrt(2) built from a real basis of the null space.
-  Eigenvectors are defined up to a phase; we fix each column's phase so that V^* B is real and
-  non-negative. (state-spaces/s4 keeps the eigensolver's arbitrary phases and then clips Im(V^* B)
-  to [-2, 2], which changes B for LegS at N = 64; in our gauge Im(V^* B) = 0, the clip never acts,
-  and the DPLR system is exactly the HiPPO system.)
+  Eigenvectors are defined up to a phase; we keep the phases of LAPACK's Hermitian eigensolver
+  (numpy `eigh`; the reference calls `torch.linalg.eigh` on the same matrix, and the two agree on
+  the LegS B and its clipped modes at N = 64 and 256, see tests/test_hippo.py), so B = V^* B_hippo
+  is the reference's B before its clip.
+- The B clip (state-spaces/s4 `nplr(..., B_clip=2.0)`, also used for S4D-LegS): Im(V^* B) is
+  clamped to [-b_clip, b_clip]. For LegS at N = 64 it changes 11 of the 32 kept modes (sum |B|^2
+  over them 74.9 instead of the exact 2048), at N = 256 44 of 128. `b_clip=None` keeps the exact
+  HiPPO B (V B reconstructs B_hippo).
 """
 
 from dataclasses import dataclass
@@ -107,10 +111,20 @@ class DPLR:
     V: np.ndarray
 
 
-def diagonalize_nplr(A: np.ndarray, B: np.ndarray, P: np.ndarray) -> DPLR:
+def clip_imag(B: np.ndarray, bound: float | None) -> np.ndarray:
+    """B with Im(B) clamped to [-bound, bound] (state-spaces/s4 `nplr` B_clip); None: B."""
+    if bound is None:
+        return B
+    return B.real + 1j * np.clip(B.imag, -bound, bound)
+
+
+def diagonalize_nplr(
+    A: np.ndarray, B: np.ndarray, P: np.ndarray, b_clip: float | None = None
+) -> DPLR:
     """Diagonalize the normal part A + P^T P of a real NPLR system and keep one of each pair.
 
     A (N, N), B (N,), P (r, N) real with A + P^T P = lambda_re I + S, S skew-symmetric.
+    b_clip: bound on Im(V^* B) (`clip_imag`), None for the exact B.
     """
     N = A.shape[0]
     if N % 2:
@@ -138,15 +152,14 @@ def diagonalize_nplr(A: np.ndarray, B: np.ndarray, P: np.ndarray) -> DPLR:
     if V.shape[1] != N // 2:
         raise ValueError("eigenvalues of the skew part do not come in conjugate pairs")
     Lambda = re + 1j * np.asarray(keep_mu)  # (N2,)
-    Bh = V.conj().T @ B  # (N2,)
-    V = V * np.exp(1j * np.angle(Bh))  # gauge: V^* B = |V^* B|
-    return DPLR(Lambda=Lambda, P=P @ V.conj(), B=np.abs(Bh).astype(np.complex128), V=V)
+    Bh = clip_imag(V.conj().T @ B, b_clip)  # (N2,) V^* B
+    return DPLR(Lambda=Lambda, P=P @ V.conj(), B=Bh, V=V)
 
 
-def dplr(measure: str, N: int) -> DPLR:
-    """The S4 (DPLR) form of a HiPPO operator, as state-spaces/s4 `nplr(measure, N)`."""
+def dplr(measure: str, N: int, b_clip: float | None = None) -> DPLR:
+    """The S4 (DPLR) form of a HiPPO operator, as state-spaces/s4 `nplr(measure, N, B_clip)`."""
     A, B = transition(measure, N)
-    return diagonalize_nplr(A, B, rank_correction(measure, N))
+    return diagonalize_nplr(A, B, rank_correction(measure, N), b_clip)
 
 
 def random_nplr(N: int, generator: torch.Generator | None = None) -> tuple[np.ndarray, ...]:
@@ -162,20 +175,32 @@ def random_nplr(N: int, generator: torch.Generator | None = None) -> tuple[np.nd
     return S - np.eye(N) / 2 - p.T @ p, B, p
 
 
-def diagonal_init(init: str, N: int, H: int, generator: torch.Generator | None = None):
+B_INITS = ("ones", "normal")
+
+
+def diagonal_init(
+    init: str,
+    N: int,
+    H: int,
+    generator: torch.Generator | None = None,
+    b_clip: float | None = None,
+    b_init: str = "ones",
+):
     """Diagonal state matrix and input of the S4D inits, (Lambda (H, N2), B (H, N2)) complex128.
 
     S4D paper (arXiv 2206.11893), Sec. 4, with n = 0, ..., N/2 - 1:
-      legs:   Lambda = diagonal part of DPLR-LegS (-1/2 + i Im), B = V^* B_LegS (not halved)
+      legs:   Lambda = diagonal part of DPLR-LegS (-1/2 + i Im), B = V^* B_LegS (not halved),
+              Im(B) clipped to b_clip (the reference clips at 2.0; None: exact)
       inv:    Lambda_n = -1/2 - i (N/pi) (N/(2n+1) - 1),  B_n = 1
       lin:    Lambda_n = -1/2 - i pi n,                   B_n = 1
       random: Lambda_n = -U(0, 1) - i exp(N(0, 1)) per (h, n), real part floored at 1e-4
-              (state-spaces/s4 `dplr(init="rand", real_random=True)`), B_n ~ CN(0, 1).
+              (state-spaces/s4 `dplr(init="rand", real_random=True)`); B_n = 1 (b_init "ones",
+              the reference's B_init="constant") or B_n ~ CN(0, 1) (b_init "normal").
     Every init has Im(Lambda) <= 0 (one member of each conjugate pair), as state-spaces/s4.
     """
     n = np.arange(N // 2, dtype=np.float64)
     if init == "legs":
-        d = dplr("legs", N)
+        d = dplr("legs", N, b_clip)
         Lambda, B = d.Lambda, d.B
     elif init == "inv":
         Lambda = -0.5 - 1j * (N / np.pi) * (N / (2 * n + 1) - 1)
@@ -186,8 +211,13 @@ def diagonal_init(init: str, N: int, H: int, generator: torch.Generator | None =
     elif init == "random":
         re = -torch.rand(H, N // 2, generator=generator, dtype=torch.float64).clamp(min=1e-4)
         im = -torch.exp(torch.randn(H, N // 2, generator=generator, dtype=torch.float64))
-        B = torch.randn(H, N // 2, generator=generator, dtype=torch.complex128)
-        return (re + 1j * im).numpy(), B.numpy()
+        if b_init not in B_INITS:
+            raise UserError(f"unknown B init {b_init!r}; valid: {', '.join(B_INITS)}")
+        if b_init == "normal":
+            B = torch.randn(H, N // 2, generator=generator, dtype=torch.complex128).numpy()
+        else:
+            B = np.ones((H, N // 2), dtype=np.complex128)
+        return (re + 1j * im).numpy(), B
     else:
         raise UserError(f"unknown diagonal init {init!r}; valid: legs, inv, lin, random")
     return np.broadcast_to(Lambda, (H, N // 2)).copy(), np.broadcast_to(B, (H, N // 2)).copy()

@@ -2,7 +2,11 @@
 
 As the S4 reference block (state-spaces/s4 `FFTConv` + `S4Block`), per channel h:
 
-    y = act(k * u + D u),   out = GLU(W y + b)  (W: Linear(H, 2H)),
+    y = drop_2(act(drop_1(k * u + D u))),   out = GLU(W y + b)  (W: Linear(H, 2H)),
+
+drop_1 elementwise (FFTConv's own dropout; `conv_dropout`, off in HOPE's layer), drop_2 after
+the activation (S4Block's), with one mask per (batch, channel) over all steps when tied
+(`tie_dropout`: the reference's `DropoutNd`), both at the layer's rate.
 
 where `*` is a linear convolution zero-padded to 2L (causal), or for a bidirectional layer the
 sum of a causal kernel k0 and a second kernel k1 run on the reversed sequence and shifted by one
@@ -46,6 +50,30 @@ def fft_conv(u: Tensor, k: Tensor, circular: bool) -> Tensor:
     return y[..., :L]  # (B, H, L)
 
 
+class TiedDropout(nn.Module):
+    """Dropout with one Bernoulli(1 - p) mask per (batch, channel), shared by every step.
+
+    x (B, H, *) -> x * m / (1 - p), m (B, H, 1, ...) (state-spaces/s4 `DropoutNd(tie=True)`);
+    the identity in eval mode or at p = 0.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        shape = (*x.shape[:2], *([1] * (x.dim() - 2)))  # (B, H, 1, ...)
+        keep = torch.rand(shape, device=x.device) < 1.0 - self.p
+        return x * keep.to(x.dtype) / (1.0 - self.p)
+
+
+def make_dropout(p: float, tied: bool) -> nn.Module:
+    """`TiedDropout(p)` or the elementwise `nn.Dropout(p)`."""
+    return TiedDropout(p) if tied else nn.Dropout(p)
+
+
 def _rename_sequential_keys(state_dict: dict, prefix: str, *args) -> None:
     """Read checkpoints written while the projection was `Sequential(Linear, GLU)` (keys
     `<prefix>0.weight`, `<prefix>0.bias`): runs started before the channels-first layout resume."""
@@ -79,15 +107,25 @@ class SSMLayer(nn.Module):
     """One SSM layer around a kernel module (`models.kernels`); input and output (B, H, L)."""
 
     def __init__(
-        self, ssm: nn.Module, d_model: int, bidirectional: bool, dropout: float, activation: str
+        self,
+        ssm: nn.Module,
+        d_model: int,
+        bidirectional: bool,
+        dropout: float,
+        activation: str,
+        tie_dropout: bool = False,
+        conv_dropout: bool = False,
     ):
+        """dropout: the rate of both dropouts; tie_dropout: tie the one after the activation;
+        conv_dropout: also drop the convolution output before the activation (elementwise)."""
         super().__init__()
         self.ssm = ssm
         self.d_model = d_model
         self.bidirectional = bidirectional
         self.D = nn.Parameter(torch.randn(d_model))  # skip term, N(0, 1) as the reference
+        self.conv_dropout = nn.Dropout(dropout) if conv_dropout else nn.Identity()
         self.activation = ACTIVATIONS[activation]()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = make_dropout(dropout, tie_dropout)
         self.output_linear = ChannelGLU(d_model)
         self._recurrence: Recurrence | None = None
 
@@ -98,7 +136,7 @@ class SSMLayer(nn.Module):
             k = self.ssm(u.shape[-1]).to(u.dtype)  # (C, H, L)
             y = fft_conv(u, k, self.ssm.circular) + u * self.D.to(u.dtype).unsqueeze(-1)
             y = y.to(x.dtype)  # (B, H, L)
-        return self.output_linear(self.dropout(self.activation(y)))
+        return self.output_linear(self.dropout(self.activation(self.conv_dropout(y))))
 
     def kernel(self, L: int) -> Tensor:
         """(C, H, L) real time-domain kernel; C = 2 when bidirectional."""
@@ -144,4 +182,4 @@ class SSMLayer(nn.Module):
             raise UserError("call default_state(batch) before step()")
         y, state = self._recurrence.step(u, state)
         y = y.to(u.dtype) + u * self.D.to(u.dtype)
-        return self.output_linear(self.dropout(self.activation(y))), state
+        return self.output_linear(self.dropout(self.activation(self.conv_dropout(y)))), state

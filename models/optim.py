@@ -1,12 +1,18 @@
 """AdamW parameter groups: ordinary weights, no-decay parameters, and the SSM's own settings.
 
-As state-spaces/s4 trains its models (`src/utils/optim_groups.py` and the S4 example):
 - `default`: ordinary parameters, with the optimizer's learning rate and weight decay;
 - `no_decay`: biases and the parameters of normalization and embedding modules, with the
-  optimizer's learning rate and weight decay 0;
+  optimizer's learning rate and weight decay 0, searched in the scope `no_decay` names:
+    backbone  the residual stack and its final norm only (`module.backbone_modules`, the whole
+              module when it has none): state-spaces/s4 `add_optimizer_hooks(self.model)` in
+              train.py, so the encoder (embedding weight, linear bias) and the decoder bias keep
+              the weight decay;
+    all       every module (biases, norms and embeddings anywhere);
+    none      nothing: AnnanYu/HOPE-SSM noisycifar_HOPE.py decays every bias and LayerNorm;
 - one group per distinct `param._optim` setting that the SSM layers attach to their parameters
-  (`{"lr": ..., "weight_decay": 0.0}`); a key missing from the setting takes the default. The
-  group is named `ssm` when there is one such setting, else `ssm_<key><value>_...`.
+  (`{"lr": ..., "weight_decay": 0.0}`, see `models.kernels.params`); a key missing from the
+  setting takes the default. The group is named `ssm` when there is one such setting, else
+  `ssm_<key><value>_...`.
 Frozen parameters (requires_grad False) are in no group; `describe_groups` counts them.
 """
 
@@ -14,6 +20,8 @@ import logging
 from typing import Any
 
 from torch import nn
+
+from common import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +40,25 @@ NO_DECAY_MODULES = (
 )
 
 
-def _no_decay_names(module: nn.Module) -> set[str]:
-    """Full names of the biases and of the parameters owned by norm and embedding modules."""
-    names = set()
-    for module_name, sub in module.named_modules():
-        for param_name, _ in sub.named_parameters(recurse=False):
-            full = f"{module_name}.{param_name}" if module_name else param_name
-            if param_name.endswith("bias") or isinstance(sub, NO_DECAY_MODULES):
-                names.add(full)
-    return names
+NO_DECAY_SCOPES = ("backbone", "all", "none")
+
+
+def _no_decay_params(module: nn.Module, scope: str) -> set[int]:
+    """Ids of the biases and of the parameters of norm and embedding modules inside `scope`."""
+    if scope not in NO_DECAY_SCOPES:
+        raise UserError(
+            f"optimizer.no_decay={scope!r} is unknown; use one of {', '.join(NO_DECAY_SCOPES)}"
+        )
+    if scope == "none":
+        return set()
+    roots = getattr(module, "backbone_modules", [module]) if scope == "backbone" else [module]
+    found = set()
+    for root in roots:
+        for sub in root.modules():
+            for param_name, param in sub.named_parameters(recurse=False):
+                if param_name.endswith("bias") or isinstance(sub, NO_DECAY_MODULES):
+                    found.add(id(param))
+    return found
 
 
 def _group_name(setting: tuple[tuple[str, Any], ...], n_settings: int) -> str:
@@ -49,25 +67,28 @@ def _group_name(setting: tuple[tuple[str, Any], ...], n_settings: int) -> str:
     return "ssm_" + "_".join(f"{key}{value}" for key, value in setting)
 
 
-def param_groups(module: nn.Module, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(
+    module: nn.Module, lr: float, weight_decay: float, no_decay: str = "backbone"
+) -> list[dict[str, Any]]:
     """AdamW parameter groups of `module`; each dict has `name`, `params`, `lr`, `weight_decay`.
 
+    no_decay: where biases and norms lose their weight decay (see the module docstring).
     Every trainable parameter lands in exactly one group; empty groups are left out. Groups come
     in a fixed order: `default`, `no_decay`, then the SSM settings sorted.
     """
-    no_decay = _no_decay_names(module)
+    exempt = _no_decay_params(module, no_decay)
     default: list[nn.Parameter] = []
     plain: list[nn.Parameter] = []
     special: dict[tuple[tuple[str, Any], ...], list[nn.Parameter]] = {}
     n_frozen = 0
-    for name, param in module.named_parameters():
+    for param in module.parameters():
         if not param.requires_grad:
             n_frozen += 1
             continue
         setting = getattr(param, "_optim", None)
         if setting is not None:
             special.setdefault(tuple(sorted(setting.items())), []).append(param)
-        elif name in no_decay:
+        elif id(param) in exempt:
             plain.append(param)
         else:
             default.append(param)

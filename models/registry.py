@@ -1,10 +1,14 @@
 """The model registry: one typed spec per name (kernel kind, initialization, layer defaults).
 
 `build_layer(name, d_model, d_state=64, **overrides)` validates the overrides against the name's
-options and builds an `SSMLayer`; `layer_defaults(name)` is what `configs/model/<name>.yaml` holds
-under `layer:`. Defaults follow the reference configs (state-spaces/s4 configs/model/layer/s4.yaml
-and configs/experiment/lra/; AnnanYu/HOPE-SSM run scripts): d_state 64, dt in [0.001, 0.1],
-SSM learning rate 0.001 with weight decay 0.
+options and builds an `SSMLayer`; `layer_defaults(name)` is what `configs/model/<name>.yaml`
+composes to under `layer:`. Defaults follow the reference code and configs (state-spaces/s4
+configs/model/layer/s4.yaml, src/models/sequence/; AnnanYu/HOPE-SSM models/s4/HOPE_SSM.py):
+d_state 64, dt in [0.001, 0.1] (HOPE: [0.0001, 0.1]), SSM learning rate 0.001 with weight decay 0,
+dt at that lr and C at the optimizer's (the reference's `lr: {dt, A, B}` default), the LegS B
+clipped at 2.0, C drawn before C tilde, a dropout before and one after the activation (HOPE:
+after only). Each of these is an option a user can ablate; `docs/parity.md` lists what the
+published recipes set.
 """
 
 import types
@@ -16,8 +20,9 @@ import torch
 from common import Registry, UserError
 from models import hippo
 from models.kernels.diagonal import DISCRETIZATIONS, DiagonalKernel
-from models.kernels.dplr import DPLRKernel
+from models.kernels.dplr import C_INITS, DPLRKernel
 from models.kernels.hope import MODES, HopeKernel
+from models.kernels.params import DT_TRANSFORMS, LR_CHOICES, SSMTraining
 from models.layer import ACTIVATIONS, SSMLayer
 
 
@@ -28,12 +33,26 @@ class LayerOptions:
     d_state: int = 64  # N: state size (S4/S4D); HOPE uses d_state / 2 Markov parameters
     dt_min: float = 0.001  # timescales log-uniform in [dt_min, dt_max], one per channel
     dt_max: float = 0.1
+    dt_transform: str = "exp"  # dt = exp(param) | softplus(param) (the reference's LRA configs)
     lr: float = 0.001  # learning rate of the SSM parameters (weight decay 0)
+    lr_dt: str = "layer"  # dt at `lr` | at the optimizer's lr ("base", reference lr.dt: null)
+    lr_C: str = "base"  # C at the optimizer's lr | at `lr` ("layer", reference lr: <number>)
+    n_ssm: int | None = None  # trained copies of (A, B) shared across channels; None: one each
     bidirectional: bool = False  # add a second kernel run on the reversed sequence
-    dropout: float | None = None  # after the activation; None: the backbone's dropout (0 alone)
+    dropout: float | None = None  # rate of the layer's dropouts; None: the backbone's dropout
+    conv_dropout: bool = True  # also drop (elementwise) the convolution output before the
+    #   activation (the reference FFTConv's dropout); the one after the activation is always there
+    tie_dropout: bool | None = None  # one mask per (batch, channel) after the activation;
+    #   None: the backbone's tie_dropout
     freeze_A: bool = False  # freeze the state matrix (HOPE: the Markov parameters)
     freeze_dt: bool = False  # freeze the timescales (the HOPE reference's noisy-sCIFAR setting)
     activation: str = "gelu"
+
+
+@dataclass(frozen=True)
+class DPLROptions(LayerOptions):
+    c_init: str = "c"  # c: draw C, C tilde = C (I - Abar^L) (reference) | ctilde: draw C tilde
+    b_clip: float | None = 2.0  # clip Im(V^* B) to [-b_clip, b_clip] (reference); None: exact
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,19 @@ class DiagonalOptions(LayerOptions):
 
 
 @dataclass(frozen=True)
+class DiagonalLegsOptions(DiagonalOptions):
+    b_clip: float | None = 2.0  # as DPLROptions (the reference clips the S4D-LegS B too)
+
+
+@dataclass(frozen=True)
+class DiagonalRandomOptions(DiagonalOptions):
+    b_init: str = "ones"  # ones (reference B_init="constant") | normal: B ~ CN(0, 1)
+
+
+@dataclass(frozen=True)
 class HopeOptions(LayerOptions):
+    dt_min: float = 0.0001  # the HOPE reference's default (HOPE_SSM_Kernel dt_min)
+    conv_dropout: bool = False  # the HOPE reference drops after the activation only
     mode: str = "circular"  # circular | linear (see models.kernels.hope)
 
 
@@ -65,22 +96,22 @@ MODELS: Registry = Registry("model")
 
 @MODELS.register("s4_legs")
 def s4_legs() -> ModelSpec:
-    return ModelSpec("dplr", "legs", LayerOptions())
+    return ModelSpec("dplr", "legs", DPLROptions())
 
 
 @MODELS.register("s4_fout")
 def s4_fout() -> ModelSpec:
-    return ModelSpec("dplr", "fout", LayerOptions())
+    return ModelSpec("dplr", "fout", DPLROptions())
 
 
 @MODELS.register("s4_random")
 def s4_random() -> ModelSpec:
-    return ModelSpec("dplr", "random", LayerOptions())
+    return ModelSpec("dplr", "random", DPLROptions(b_clip=None))  # no reference draw to clip
 
 
 @MODELS.register("s4d_legs")
 def s4d_legs() -> ModelSpec:
-    return ModelSpec("diagonal", "legs", DiagonalOptions())
+    return ModelSpec("diagonal", "legs", DiagonalLegsOptions())
 
 
 @MODELS.register("s4d_inv")
@@ -95,7 +126,7 @@ def s4d_lin() -> ModelSpec:
 
 @MODELS.register("s4d_random")
 def s4d_random() -> ModelSpec:
-    return ModelSpec("diagonal", "random", DiagonalOptions())
+    return ModelSpec("diagonal", "random", DiagonalRandomOptions())
 
 
 @MODELS.register("hope")
@@ -165,6 +196,11 @@ def resolve_options(name: str, **overrides) -> tuple[ModelSpec, LayerOptions]:
         )
     if opts.lr < 0:
         raise UserError(f"layer option lr={opts.lr} must be >= 0")
+    if opts.n_ssm is not None and opts.n_ssm < 1:
+        raise UserError(f"layer option n_ssm={opts.n_ssm} must be a positive integer or null")
+    _choice("dt_transform", opts.dt_transform, DT_TRANSFORMS)
+    _choice("lr_dt", opts.lr_dt, LR_CHOICES)
+    _choice("lr_C", opts.lr_C, LR_CHOICES)
     if opts.dropout is not None and not 0 <= opts.dropout < 1:
         raise UserError(f"layer option dropout={opts.dropout} must be in [0, 1)")
     _choice("activation", opts.activation, tuple(ACTIVATIONS))
@@ -172,46 +208,82 @@ def resolve_options(name: str, **overrides) -> tuple[ModelSpec, LayerOptions]:
         _choice("disc", opts.disc, DISCRETIZATIONS)
     if isinstance(opts, HopeOptions):
         _choice("mode", opts.mode, MODES)
+    if isinstance(opts, DPLROptions):
+        _choice("c_init", opts.c_init, C_INITS)
+    if getattr(opts, "b_clip", None) is not None and opts.b_clip <= 0:
+        raise UserError(f"layer option b_clip={opts.b_clip} must be positive or null (no clip)")
+    if isinstance(opts, DiagonalRandomOptions):
+        _choice("b_init", opts.b_init, hippo.B_INITS)
     if isinstance(opts, HopeLegsOptions) and opts.legs_horizon <= 0:
         raise UserError(f"layer option legs_horizon={opts.legs_horizon} must be positive")
     return spec, opts
 
 
-def build_layer(name: str, d_model: int, d_state: int | None = None, **overrides) -> SSMLayer:
-    """One SSM layer of model `name`, input and output (B, L, d_model).
+def build_layer(
+    name: str, d_model: int, d_state: int | None = None, l_max: int | None = None, **overrides
+) -> SSMLayer:
+    """One SSM layer of model `name`, input and output (B, d_model, L).
 
     d_state defaults to the name's default (64 for every registered name); `overrides` are the
     layer options of `LayerOptions` and the name's kernel-specific ones (`disc`, `mode`, ...).
+    l_max: the longest sequence the layer will see (the task's length), to which an S4 kernel
+    ties its C tilde (see `models.kernels.dplr`); None: the first call's length.
     """
     if d_state is not None:
         overrides["d_state"] = d_state
     if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 1:
         raise UserError(f"d_model must be a positive integer, got {d_model!r}")
     spec, opts = resolve_options(name, **overrides)
-    ssm = _build_kernel(spec, opts, d_model)
+    if spec.kernel != "hope" and opts.n_ssm is not None and d_model % opts.n_ssm:
+        raise UserError(
+            f"layer option n_ssm={opts.n_ssm} must divide d_model={d_model} (each of the "
+            "n_ssm state matrices is shared by d_model / n_ssm channels)"
+        )
+    ssm = _build_kernel(spec, opts, d_model, l_max)
     ssm.log_dt.requires_grad_(not opts.freeze_dt)  # every kernel kind keeps its dt as log_dt
-    return SSMLayer(ssm, d_model, opts.bidirectional, opts.dropout or 0.0, opts.activation)
+    return SSMLayer(
+        ssm,
+        d_model,
+        opts.bidirectional,
+        opts.dropout or 0.0,
+        opts.activation,
+        tie_dropout=bool(opts.tie_dropout),
+        conv_dropout=opts.conv_dropout,
+    )
 
 
-def _build_kernel(spec: ModelSpec, opts: LayerOptions, H: int) -> torch.nn.Module:
+def _build_kernel(
+    spec: ModelSpec, opts: LayerOptions, H: int, l_max: int | None
+) -> torch.nn.Module:
+    """The kernel module; S4 and S4D draw S = n_ssm (default H) copies of (Lambda, B)."""
     N, channels = opts.d_state, 2 if opts.bidirectional else 1
-    common = dict(dt_min=opts.dt_min, dt_max=opts.dt_max, lr=opts.lr, freeze_A=opts.freeze_A)
+    training = SSMTraining(
+        dt_min=opts.dt_min,
+        dt_max=opts.dt_max,
+        dt_transform=opts.dt_transform,
+        lr=opts.lr,
+        lr_dt=opts.lr_dt,
+        lr_C=opts.lr_C,
+        freeze_A=opts.freeze_A,
+    )
+    S = opts.n_ssm or H
     if spec.kernel == "dplr":
         if spec.init == "random":
-            d = hippo.diagonalize_nplr(*hippo.random_nplr(N))
+            d = hippo.diagonalize_nplr(*hippo.random_nplr(N), b_clip=opts.b_clip)
         else:
-            d = hippo.dplr(spec.init, N)
+            d = hippo.dplr(spec.init, N, opts.b_clip)
         Lambda, P, B = (
-            np.broadcast_to(x[..., None, :], (*x.shape[:-1], H, N // 2)).copy()
+            np.broadcast_to(x[..., None, :], (*x.shape[:-1], S, N // 2)).copy()
             for x in (d.Lambda, d.P, d.B)
-        )  # one system copied to every channel
-        return DPLRKernel(Lambda, P, B, channels, **common)
+        )  # one system copied to every trained copy
+        return DPLRKernel(Lambda, P, B, H, channels, training, opts.c_init, l_max)
     if spec.kernel == "diagonal":
-        Lambda, B = hippo.diagonal_init(spec.init, N, H)
-        return DiagonalKernel(Lambda, B, channels, disc=opts.disc, **common)
+        extra = {key: getattr(opts, key) for key in ("b_clip", "b_init") if hasattr(opts, key)}
+        Lambda, B = hippo.diagonal_init(spec.init, N, S, **extra)
+        return DiagonalKernel(Lambda, B, H, channels, training, disc=opts.disc)
     sets = 2 if opts.bidirectional else 1
     return HopeKernel(
-        _markov_init(spec.init, opts, sets, H), opts.mode, opts.bidirectional, **common
+        _markov_init(spec.init, opts, sets, H), opts.mode, opts.bidirectional, training
     )
 
 

@@ -1,13 +1,15 @@
-"""Datasets over cached numpy arrays, and the deterministic split rules of the reference loaders.
+"""Datasets over cached numpy arrays, the batching of padded token rows, and the deterministic
+split rules of the reference loaders.
 
 `__getitem__` only indexes arrays (tokenizing and decoding happen once, at cache-build time).
+A dataset's `collate` (None: torch's default) is the collate function its loaders use.
 """
 
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from common import UserError
 
@@ -16,7 +18,8 @@ class ArrayDataset(Dataset):
     """Items `(transform(x[j]), y[j])` for j in `index`.
 
     x: (n, ...) array (often memory-mapped); y: (n,) integer labels; index: the rows of this
-    split (all rows when None); transform: numpy row -> tensor (default: int64 tokens).
+    split (all rows when None); transform: numpy row -> tensor (default: int64 tokens);
+    collate: the loaders' collate function for batches of these items (None: torch's default).
     """
 
     def __init__(
@@ -25,12 +28,14 @@ class ArrayDataset(Dataset):
         y: np.ndarray,
         index: np.ndarray | None = None,
         transform: Callable[[np.ndarray], torch.Tensor] | None = None,
+        collate: Callable | None = None,
     ):
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
         self.x, self.y = x, y
         self.index = np.arange(len(y)) if index is None else np.asarray(index, dtype=np.int64)
         self.transform = transform or as_tokens
+        self.collate = collate
 
     def __len__(self) -> int:
         return len(self.index)
@@ -43,6 +48,35 @@ class ArrayDataset(Dataset):
 def as_tokens(row: np.ndarray) -> torch.Tensor:
     """A row of token ids (any integer dtype) as an int64 tensor of the same shape."""
     return torch.from_numpy(np.asarray(row, dtype=np.int64))
+
+
+PAD_TO = ("batch", "seq_len")
+
+
+class TrimPadding:
+    """Collate of right-padded token items: stack them, then drop the trailing steps that are
+    padding in every item of the batch, so a batch is padded to its longest sequence (the
+    reference loaders' `pad_sequence`; for pairs both documents to the longer, as its AAN loader).
+
+    items: (x (L,) or (2, L) int64, y) -> (x (B, L') or (B, 2, L'), y (B,)), L' >= 1.
+    """
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items: list) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = default_collate(items)
+        used = (x != self.pad_id).flatten(0, -2).any(0)  # (L,): a step some item uses
+        length = int(used.nonzero().max()) + 1 if used.any() else 1
+        return x[..., :length], y
+
+
+def token_collate(pad_to: str, pad_id: int) -> TrimPadding | None:
+    """The collate of token rows for `task.pad_to`: "batch" trims to the batch's longest, and
+    "seq_len" keeps every row at the task's seq_len (torch's default collate)."""
+    if pad_to not in PAD_TO:
+        raise UserError(f"task.pad_to={pad_to!r} is unknown; use one of {', '.join(PAD_TO)}")
+    return TrimPadding(pad_id) if pad_to == "batch" else None
 
 
 class Normalize:

@@ -5,7 +5,8 @@ Layout (`task.data_dir` points at `listops-1000/` of the LRA release):
     listops-1000/basic_train.tsv   basic_val.tsv   basic_test.tsv
 
 each a tab-separated file with the header `Source<TAB>Target`: an expression such as
-`( ( [MAX 2 9 ] ) 4 ]` and its value 0-9. Tokens as the S4 reference (see `tasks.vocab`).
+`( ( [MAX 2 9 ] ) 4 ]` and its value 0-9. Tokens as the S4 reference (see `tasks.vocab`); a
+batch is padded to its longest expression (`pad_to: batch`, the reference) or to seq_len.
 `load_listops` is also the reader of the generated `listops_gen` files.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.arrays import ArrayDataset
+from tasks.arrays import ArrayDataset, token_collate
 from tasks.base import TASKS, TaskData, TaskInfo
 from tasks.cache import load_or_build
 from tasks.files import LRA_RELEASE, data_root, parse_labels, read_tsv, require_files
@@ -43,12 +44,15 @@ def load_listops(
     seq_len: int = 2048,
     append_eos: bool = True,
     cache_dir: str | None = None,
+    pad_to: str = "batch",
 ) -> TaskData:
     """The three ListOps splits read from `data_dir` in the release layout (cached).
 
     name: the task name used in messages, in the cache entry and in `TaskInfo`.
+    pad_to: "batch" (each batch padded to its longest row) or "seq_len".
     Items: x (seq_len,) int64 token ids padded with 0, y int64 scalar in [0, 10).
     """
+    collate = token_collate(pad_to, PAD_ID)
     root = data_root(name, data_dir, LAYOUT, LRA_RELEASE)
     paths = require_files(name, root, list(SPLIT_FILES.values()), LAYOUT, LRA_RELEASE)
 
@@ -62,7 +66,9 @@ def load_listops(
 
     config = {"seq_len": seq_len, "append_eos": append_eos}
     arrays = load_or_build(name, config, paths, build, cache_dir)
-    splits = {s: ArrayDataset(arrays[f"{s}_x"], arrays[f"{s}_y"]) for s in SPLIT_FILES}
+    splits = {
+        s: ArrayDataset(arrays[f"{s}_x"], arrays[f"{s}_y"], collate=collate) for s in SPLIT_FILES
+    }
     info = TaskInfo(
         name=name,
         input_kind="tokens",
@@ -81,6 +87,9 @@ def listops(
     cache_dir: str | None = None,
     seq_len: int = 2048,
     append_eos: bool = True,
+    pad_to: str = "batch",
 ) -> TaskData:
     """LRA ListOps from the release files under `data_dir` (see the module docstring)."""
-    return load_listops(data_dir, seq_len=seq_len, append_eos=append_eos, cache_dir=cache_dir)
+    return load_listops(
+        data_dir, seq_len=seq_len, append_eos=append_eos, cache_dir=cache_dir, pad_to=pad_to
+    )

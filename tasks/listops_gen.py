@@ -139,11 +139,13 @@ def listops_gen(
     operator_p: float = 0.25,
     seq_len: int = 512,
     append_eos: bool = True,
+    pad_to: str = "batch",
 ) -> TaskData:
     """Generated ListOps (module docstring), written as `basic_*.tsv` and read by `listops`.
 
     The n_train + n_val + n_test distinct expressions are drawn from one generator seeded with
-    `seed` and split in that order. Items as `listops`: x (seq_len,) int64, y int64 in [0, 10).
+    `seed` and split in that order. Items as `listops`: x (seq_len,) int64, y int64 in [0, 10);
+    batches padded as `pad_to` says (see `listops`).
     """
     if seq_len < max_length - 1 + int(append_eos):
         raise UserError(
@@ -185,5 +187,10 @@ def listops_gen(
 
     root = generated_release("listops_gen", config, write, cache_dir)
     return load_listops(
-        root, name="listops_gen", seq_len=seq_len, append_eos=append_eos, cache_dir=cache_dir
+        root,
+        name="listops_gen",
+        seq_len=seq_len,
+        append_eos=append_eos,
+        cache_dir=cache_dir,
+        pad_to=pad_to,
     )

@@ -9,7 +9,9 @@ with difficulty one of `DIFFICULTIES`. Each metadata line (despite the .npy suff
 is whitespace-separated: field 0 the image folder (`imgs/<k>`), field 1 the file name,
 field 3 the label (1: connected). Metadata files are read in the numeric order of their names.
 
-As the S4 reference: pixels p in [0, 255] become (p / 255 - 0.5) / 0.5 (config mean, std), the
+Pixels p in [0, 255] become (p / 255 - mean) / std: mean 0, std 1 gives [0, 1], as the S4
+reference's LRA runs (configs/dataset/pathfinder.yaml `center: False`, ToTensor alone); mean
+0.5, std 0.5 gives the [-1, 1] of its loader's own default `center: True`. As the reference, the
 image is read row-major into a (resolution**2, 1) sequence, and the one set is split into
 train / val / test by one seeded permutation (`tasks.arrays.three_way_split`). The release's
 one known-empty file (pathfinder32/curv_baseline/imgs/0/sample_172.png, excluded by the
@@ -166,8 +168,8 @@ def pathfinder(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     seed: int = 42,
-    mean: tuple[float, ...] = (0.5,),
-    std: tuple[float, ...] = (0.5,),
+    mean: tuple[float, ...] = (0.0,),
+    std: tuple[float, ...] = (1.0,),
 ) -> TaskData:
     """LRA Pathfinder (32 x 32, sequences of 1024 pixels) from the release's pathfinder32/."""
     return load_pathfinder(
@@ -193,8 +195,8 @@ def pathx(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     seed: int = 42,
-    mean: tuple[float, ...] = (0.5,),
-    std: tuple[float, ...] = (0.5,),
+    mean: tuple[float, ...] = (0.0,),
+    std: tuple[float, ...] = (1.0,),
 ) -> TaskData:
     """LRA Path-X (128 x 128, sequences of 16384 pixels) from the release's pathfinder128/."""
     return load_pathfinder(

@@ -230,8 +230,8 @@ def pathfinder_gen(
     max_tries: int = 1000,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
-    mean: tuple[float, ...] = (0.5,),
-    std: tuple[float, ...] = (0.5,),
+    mean: tuple[float, ...] = (0.0,),
+    std: tuple[float, ...] = (1.0,),
 ) -> TaskData:
     """Generated Pathfinder (module docstring), read back by the `pathfinder` loader.
 

@@ -6,13 +6,15 @@ Layout (`task.data_dir` points at `tsv_data/` of the LRA release):
 
 tab-separated, no header, 5 columns as the S4 reference reads them: label (written as a float,
 "1.0"), paper id 1, paper id 2, text 1, text 2. The ids are not used. Each text's UTF-8 bytes
-are encoded as `tasks.vocab.encode_bytes`, truncated to seq_len - 1 and <eos>-terminated.
+are encoded as `tasks.vocab.encode_bytes`, truncated to seq_len - 1 and <eos>-terminated; a
+batch pads both documents to the longest document in it (`pad_to: batch`, the reference) or
+to seq_len.
 The release's eval file is the validation split.
 """
 
 import numpy as np
 
-from tasks.arrays import ArrayDataset
+from tasks.arrays import ArrayDataset, token_collate
 from tasks.base import TASKS, TaskData, TaskInfo
 from tasks.cache import load_or_build
 from tasks.files import LRA_RELEASE, data_root, parse_labels, read_tsv, require_files
@@ -37,12 +39,14 @@ def retrieval(
     cache_dir: str | None = None,
     seq_len: int = 4000,
     append_eos: bool = True,
+    pad_to: str = "batch",
 ) -> TaskData:
     """LRA AAN Retrieval from `data_dir` (see the module docstring).
 
     Items: x (2, seq_len) int64 byte ids of the two documents (pad 0, eos 1, byte b -> b + 2),
     y int64 scalar in {0, 1}.
     """
+    collate = token_collate(pad_to, PAD_ID)
     root = data_root("retrieval", data_dir, LAYOUT, LRA_RELEASE)
     paths = require_files("retrieval", root, list(SPLIT_FILES.values()), LAYOUT, LRA_RELEASE)
 
@@ -58,7 +62,9 @@ def retrieval(
 
     config = {"seq_len": seq_len, "append_eos": append_eos}
     arrays = load_or_build("retrieval", config, paths, build, cache_dir)
-    splits = {s: ArrayDataset(arrays[f"{s}_x"], arrays[f"{s}_y"]) for s in SPLIT_FILES}
+    splits = {
+        s: ArrayDataset(arrays[f"{s}_x"], arrays[f"{s}_y"], collate=collate) for s in SPLIT_FILES
+    }
     info = TaskInfo(
         name="retrieval",
         input_kind="tokens",

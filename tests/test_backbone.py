@@ -252,11 +252,34 @@ def test_layers_and_layer_options(layer_calls):
     model = build_model("stub", 3, 2, d_model=8, n_layers=3, dropout=0.25, layer={"lr": 1e-3})
     assert [type(layer) for layer in model.layers] == [PerStep] * 3
     assert all(call[:2] == ("stub", 8) for call in layer_calls)
-    assert layer_calls[0][2] == {"dropout": 0.25, "lr": 1e-3}
+    inherited = {"l_max": None, "tie_dropout": False}
+    assert layer_calls[0][2] == {"dropout": 0.25, "lr": 1e-3, **inherited}
     build_model("stub", 3, 2, dropout=0.25, layer={"dropout": 0.0})
-    assert layer_calls[-1][2] == {"dropout": 0.0}
+    assert layer_calls[-1][2] == {"dropout": 0.0, **inherited}
     build_model("stub", 3, 2, dropout=0.25, layer={"dropout": None})  # as the model configs say
-    assert layer_calls[-1][2] == {"dropout": 0.25}
+    assert layer_calls[-1][2] == {"dropout": 0.25, **inherited}
+    build_model("stub", 3, 2, tie_dropout=True, l_max=40, layer={"tie_dropout": None})
+    assert layer_calls[-1][2] == {"dropout": 0.0, "tie_dropout": True, "l_max": 40}
+    build_model("stub", 3, 2, tie_dropout=True, layer={"tie_dropout": False})
+    assert layer_calls[-1][2]["tie_dropout"] is False
+
+
+def test_tied_residual_dropout_masks_whole_channels():
+    """The residual dropout with tie_dropout: in train mode the block (identity norm, identity
+    layer) returns x + m x / (1 - p) with m in {0, 1} constant over the steps of each (batch,
+    channel), keeping about 1 - p of them; elementwise dropout (tied false) varies along steps."""
+    p, B, H, L = 0.25, 64, 32, 50
+    for tied in (True, False):
+        torch.manual_seed(0)
+        block = backbone.ResidualBlock(Scale(1.0), nn.Identity(), p, True, tied).train()
+        x = torch.rand(B, H, L) + 0.5  # (B, H, L), no zeros
+        scaled = (block(x) - x) * (1 - p) / x  # the mask m, elementwise
+        assert torch.allclose(scaled, scaled.round(), atol=1e-12)
+        kept = scaled.round()
+        assert set(kept.unique().tolist()) == {0.0, 1.0}
+        constant_over_steps = bool((kept == kept[..., :1]).all())
+        assert constant_over_steps == tied
+        assert abs(kept.mean().item() - (1 - p)) < 0.03  # 2048 (or 102400) draws
 
 
 @pytest.mark.parametrize(

@@ -145,3 +145,55 @@ def test_unknown_measure_and_odd_size_are_user_errors():
         hippo.transition("legx", 8)
     with pytest.raises(UserError, match="d_state must be even"):
         hippo.dplr("legs", 7)
+
+
+def reference_clipped_legs_B(N: int, bound: float) -> tuple[np.ndarray, int]:
+    """The reference's rule (state-spaces/s4 hippo.nplr with B_clip), computed here from the
+    closed-form LegS matrices with torch's Hermitian eigensolver as the reference does: the
+    modes of negative frequency of A + P^T P, B = V^* B_legs, Im(B) clamped to [-bound, bound].
+    Returns (clipped B (N/2,), number of modes whose Im(B) exceeded the bound)."""
+    n = np.arange(N)
+    A = -np.tril(np.sqrt(2 * n[:, None] + 1) * np.sqrt(2 * n[None, :] + 1), -1) - np.diag(n + 1)
+    B = np.sqrt(2 * n + 1.0)
+    p = np.sqrt(n + 0.5)
+    normal = torch.as_tensor(A + np.outer(p, p), dtype=torch.float64)
+    _, V = torch.linalg.eigh(normal * -1j)  # eigenvalues ascending, as the reference sorts
+    V = V[:, : N // 2].numpy()
+    Bh = V.conj().T @ B
+    clipped = int((np.abs(Bh.imag) > bound).sum())
+    return Bh.real + 1j * np.clip(Bh.imag, -bound, bound), clipped
+
+
+@pytest.mark.parametrize(("N", "expected_clipped"), [(64, 11), (256, 44)])
+def test_legs_b_clip_applies_the_reference_rule(N, expected_clipped):
+    """b_clip 2.0 (the reference default): Im(B) bounded by 2, Re(B) untouched, the same modes
+    clipped as the separate computation above (11 of 32 at N = 64, 44 of 128 at N = 256), the
+    same clipped B; S4-LegS and S4D-LegS layers get it by default."""
+    expected, n_clipped = reference_clipped_legs_B(N, 2.0)
+    assert n_clipped == expected_clipped
+    exact = hippo.dplr("legs", N, b_clip=None).B
+    clipped = hippo.dplr("legs", N, b_clip=2.0).B
+    assert np.abs(clipped.imag).max() <= 2.0
+    assert np.array_equal(clipped.real, exact.real)
+    assert int((clipped != exact).sum()) == expected_clipped
+    assert np.allclose(clipped, expected, rtol=0, atol=1e-9)
+    assert np.sum(np.abs(clipped) ** 2) == pytest.approx(np.sum(np.abs(expected) ** 2), rel=1e-12)
+    _, B_diag = hippo.diagonal_init("legs", N, 1, b_clip=2.0)
+    assert np.array_equal(B_diag[0], clipped)
+    if N == 64:
+        from models import build_layer
+
+        for name in ("s4_legs", "s4d_legs"):
+            B_layer = build_layer(name, d_model=2, d_state=N).ssm.B_c().detach().numpy()
+            assert np.allclose(B_layer, clipped[None].astype(np.complex64), atol=1e-6), name
+
+
+@pytest.mark.parametrize("N", [64, 256])
+def test_no_b_clip_reconstructs_the_hippo_b(N):
+    """b_clip null: V [B, conj B] is the HiPPO-LegS B to 1e-12, for the DPLR init and the layer."""
+    _, B_legs = hippo.transition("legs", N)
+    d = hippo.dplr("legs", N, b_clip=None)
+    Vf = np.concatenate([d.V, d.V.conj()], axis=1)
+    assert np.abs(Vf @ np.concatenate([d.B, d.B.conj()]) - B_legs).max() < 1e-12
+    clipped = hippo.dplr("legs", N, b_clip=2.0)
+    assert np.abs(Vf @ np.concatenate([clipped.B, clipped.B.conj()]) - B_legs).max() > 1.0

@@ -389,3 +389,32 @@ def test_cauchy_gradients_stay_finite_at_huge_points():
     assert torch.isfinite(torch.view_as_real(out)).all()
     assert torch.isfinite(torch.view_as_real(v.grad)).all()
     assert torch.isfinite(torch.view_as_real(w.grad)).all()
+
+
+def test_s4_c_init_ties_the_drawn_c_at_the_first_call_and_truncates_later_kernels(float64):
+    """c_init "c" (the reference): the first kernel is Re(C Abar^l Bbar) with the drawn C (brute
+    force from the dense system), C tilde = C (I - Abar^T) for T = max(L, l_max), and shorter
+    kernels are its first taps; a longer L doubles T and keeps the kernel. c_init "ctilde" uses
+    the drawn value as C tilde, a different kernel."""
+    torch.manual_seed(0)
+    layer = build_layer("s4_legs", d_model=2, d_state=8, l_max=48, dt_min=0.05, dt_max=0.2)
+    drawn = layer.ssm.C_c().detach().clone()  # (1, H, N2)
+    m = layer.ssm_matrices(48)
+    dense = type(m)(m.A, m.B, torch.cat([drawn, drawn.conj()], -1), m.dt, m.disc)
+    with torch.no_grad():
+        K = layer.kernel(20).numpy()
+    assert int(layer.ssm.l_kernel) == 48
+    expected = brute_force_kernel(dense, 100)
+    assert np.abs(K - expected[..., :20]).max() <= 1e-9 * np.abs(expected).max()
+    assert not torch.allclose(layer.ssm.C_c(), drawn)  # now C tilde
+    with torch.no_grad():
+        K_long = layer.kernel(100).numpy()  # doubles T to 192
+    assert int(layer.ssm.l_kernel) == 192
+    assert np.abs(K_long - expected).max() <= 1e-8 * np.abs(expected).max()
+    torch.manual_seed(0)
+    direct = build_layer("s4_legs", d_model=2, d_state=8, l_max=48, dt_min=0.05, dt_max=0.2,
+                         c_init="ctilde")  # fmt: skip
+    with torch.no_grad():
+        K_direct = direct.kernel(20).numpy()
+    assert torch.equal(direct.ssm.C_c(), drawn)
+    assert np.abs(K_direct - K).max() > 1e-3 * np.abs(K).max()

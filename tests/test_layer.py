@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from common import UserError
@@ -133,10 +134,15 @@ def test_dropout_is_active_in_training_only():
         assert torch.equal(layer.eval()(x), layer.eval()(x))
 
 
-@pytest.mark.parametrize("name", MODELS.names())
-def test_config_file_holds_the_registry_defaults(name):
-    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{name}.yaml"))
-    assert config == {"name": name, "layer": layer_defaults(name)}
+def test_config_files_compose_to_the_registry_defaults():
+    """configs/model/<name>.yaml with its shared layer/ entry composes to the registry's defaults,
+    key for key and in the same order."""
+    with initialize_config_dir(str(CONFIGS.parent), version_base="1.3"):
+        for name in MODELS.names():
+            composed = compose("config", overrides=[f"model={name}"]).model
+            config = OmegaConf.to_container(composed)
+            assert config == {"name": name, "layer": layer_defaults(name)}, name
+            assert list(config["layer"]) == list(layer_defaults(name)), name
 
 
 @pytest.mark.parametrize(
@@ -185,3 +191,80 @@ def test_glu_projection_is_linear_then_glu_over_channels_and_reads_the_old_keys(
     fresh = build_layer("s4d_lin", d_model=6, d_state=8)
     fresh.load_state_dict(state)
     torch.testing.assert_close(fresh.output_linear(y), expected)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_tied_dropout_masks_are_constant_over_steps_and_drop_the_stated_fraction(p):
+    """tie_dropout: the dropout after the activation multiplies x (B, H, L) by m / (1 - p), m in
+    {0, 1} one value per (batch, channel) for every step, m = 0 for about a fraction p of them;
+    the identity in eval mode. Untied, the mask varies along the steps."""
+    torch.manual_seed(0)
+    B, H, L = 200, 50, 30
+    x = torch.ones(B, H, L)
+    layer = build_layer("s4d_lin", d_model=H, dropout=p, tie_dropout=True)
+    y = layer.dropout.train()(x)  # (B, H, L)
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))
+    assert (y == y[..., :1]).all()  # constant over L for each (batch, channel)
+    dropped = (y[..., 0] == 0).double().mean().item()  # over B * H = 10000 masks
+    assert abs(dropped - p) < 4 * (p * (1 - p) / (B * H)) ** 0.5
+    assert torch.equal(layer.dropout.eval()(x), x)
+    untied = build_layer("s4d_lin", d_model=H, dropout=p).dropout.train()(x)
+    assert not (untied == untied[..., :1]).all()
+
+
+def test_dropout_sites_follow_the_references():
+    """S4 and S4D layers also drop the convolution output before the activation, elementwise
+    (state-spaces/s4 FFTConv.drop), HOPE layers do not (HOPE_SSM.py); conv_dropout switches it."""
+    x = torch.ones(4, 6, 40)
+    s4d = build_layer("s4d_lin", d_model=6, dropout=0.5)
+    assert isinstance(s4d.conv_dropout, torch.nn.Dropout) and s4d.conv_dropout.p == 0.5
+    y = s4d.conv_dropout.train()(x)
+    assert not (y == y[..., :1]).all() and set(y.unique().tolist()) == {0.0, 2.0}
+    assert isinstance(build_layer("hope", d_model=6, dropout=0.5).conv_dropout, torch.nn.Identity)
+    off = build_layer("s4_legs", d_model=6, dropout=0.5, conv_dropout=False)
+    assert isinstance(off.conv_dropout, torch.nn.Identity)
+
+
+def test_n_ssm_shares_the_state_matrix_and_b_across_channels():
+    """n_ssm = S: S trained copies of (Lambda, P, B), channel h using copy h mod S (the
+    reference's repeat); dt and C stay per channel; S must divide d_model."""
+    torch.manual_seed(0)
+    layer = build_layer("s4_legs", d_model=6, d_state=8, n_ssm=2)
+    ssm = layer.ssm
+    assert (
+        ssm.log_A_real.shape == (2, 4) and ssm.B.shape == (2, 4, 2) and ssm.P.shape == (1, 2, 4, 2)
+    )
+    assert ssm.log_dt.shape == (6,) and ssm.C.shape == (1, 6, 4, 2)
+    with torch.no_grad():
+        ssm.A_imag[1] += 1.0
+    Lambda = ssm.Lambda().detach()
+    for h in range(6):
+        assert torch.equal(Lambda[h], Lambda[h % 2])
+    assert not torch.equal(Lambda[0], Lambda[1])
+    layer.kernel(16).sum().backward()
+    assert ssm.A_imag.grad.shape == (2, 4)
+    with pytest.raises(UserError, match="n_ssm=4 must divide d_model=6"):
+        build_layer("s4_legs", d_model=6, n_ssm=4)
+
+
+@pytest.mark.parametrize("name", ["s4_legs", "s4d_inv", "hope"])
+def test_dt_softplus_draws_the_same_range_and_trains_the_inverse(name):
+    """dt_transform softplus: dt = softplus(param) log-uniform in [dt_min, dt_max] at init."""
+    torch.manual_seed(0)
+    layer = build_layer(name, d_model=200, dt_min=0.01, dt_max=0.5, dt_transform="softplus")
+    raw = layer.ssm.log_dt.detach().double()
+    dt = torch.log1p(torch.exp(raw))  # softplus, written out
+    assert dt.min() >= 0.01 * (1 - 1e-5) and dt.max() <= 0.5 * (1 + 1e-5)
+    assert abs(torch.log(dt).mean().item() - (np.log(0.01) + np.log(0.5)) / 2) < 0.15
+    assert not torch.allclose(torch.exp(raw), dt)
+
+
+def test_dt_and_C_learning_rates_follow_the_reference_options():
+    """lr_dt base: dt at the optimizer's lr (tag without lr) with weight decay 0; lr_C layer:
+    C at the layer lr keeping the optimizer's weight decay (tag without weight_decay)."""
+    plain = build_layer("s4_legs", d_model=2)
+    assert not hasattr(plain.ssm.C, "_optim")
+    assert plain.ssm.log_dt._optim == {"lr": 0.001, "weight_decay": 0.0}
+    ref = build_layer("s4_legs", d_model=2, lr=0.002, lr_dt="base", lr_C="layer")
+    assert ref.ssm.log_dt._optim == {"weight_decay": 0.0}
+    assert ref.ssm.C._optim == {"lr": 0.002}

@@ -1,6 +1,8 @@
 """Parameter groups: which parameter gets which learning rate and weight decay, checked both
 by membership and by what one AdamW step actually does to each parameter."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -125,3 +127,114 @@ def test_describe_groups_rejects_groups_that_miss_a_parameter():
         describe_groups(toy, groups[1:])
     with pytest.raises(ValueError, match="exactly once"):
         describe_groups(toy, [*groups, groups[0]])
+
+
+# --- The published recipes' groups against the reference configs ---------------------------
+#
+# parameter -> (lr, weight decay) as state-spaces/s4 (e757cef) trains an S4 model from its LRA
+# configs, worked out by hand here: train.py configure_optimizers puts every parameter without
+# `_optim` into the optimizer's (lr, weight_decay), adds one group per distinct `_optim` dict
+# on top of the optimizer's settings, and `add_optimizer_hooks(self.model)` first gives every
+# bias and norm parameter of the backbone (self.model; not the encoder or decoder) `_optim =
+# {"weight_decay": 0.0}`. Kernel.register (src/models/sequence/kernels/kernel.py) tags dt, A, B
+# (and P, with A's settings) with {"lr": lr[name], "weight_decay": 0.0}, dropping a None lr, and
+# C with {"lr": lr["C"]} (wd None): a plain-number `layer.lr` is every name's lr, C's too; the
+# dict `lr: {dt: null, A: 0.001, B: 0.001}` of s4-listops/imdb/aan leaves dt and C without lr.
+# D and the GLU projection weight are untagged.
+
+DICT_LR = {  # s4-listops.yaml, s4-imdb.yaml, s4-aan.yaml: optimizer lr 0.01, wd 0.05
+    r"^encoder\.": (0.01, 0.05),
+    r"^head\.": (0.01, 0.05),
+    r"\.output_linear\.weight$": (0.01, 0.05),
+    r"\.output_linear\.bias$": (0.01, 0.0),
+    r"\.layer\.D$": (0.01, 0.05),
+    r"norm\.norm\.(weight|bias)$": (0.01, 0.0),
+    r"\.ssm\.log_dt$": (0.01, 0.0),
+    r"\.ssm\.(log_A_real|A_imag|B|P)$": (0.001, 0.0),
+    r"\.ssm\.C$": (0.01, 0.05),
+}
+
+
+def number_lr(base: float) -> dict[str, tuple[float, float]]:
+    """s4-cifar/pathfinder/pathx.yaml: `layer.lr: 0.001`, optimizer lr `base`, wd 0.05."""
+    return {
+        r"^encoder\.": (base, 0.05),
+        r"^head\.": (base, 0.05),
+        r"\.output_linear\.weight$": (base, 0.05),
+        r"\.output_linear\.bias$": (base, 0.0),
+        r"\.layer\.D$": (base, 0.05),
+        r"norm\.norm\.(weight|bias)$": (base, 0.0),
+        r"\.ssm\.log_dt$": (0.001, 0.0),
+        r"\.ssm\.(log_A_real|A_imag|B|P)$": (0.001, 0.0),
+        r"\.ssm\.C$": (0.001, 0.05),
+    }
+
+
+REFERENCE_GROUPS = {
+    "lra_listops": DICT_LR,
+    "lra_text": DICT_LR,
+    "lra_retrieval": DICT_LR,
+    "lra_image": number_lr(0.01),
+    "lra_pathfinder": number_lr(0.004),
+    "lra_pathx": number_lr(0.001),
+}
+
+
+def recipe_model_and_optimizer(experiment: str, model: str):
+    """The recipe's model (narrowed to width 8, 2 blocks: groups do not depend on size) and the
+    AdamW the trainer builds for it."""
+    from hydra import compose, initialize_config_dir
+
+    import models
+    from harness.layout import PROJECT_ROOT
+    from harness.run.point import model_args
+    from harness.run.train import build_optimizer
+    from tasks import TaskInfo
+
+    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
+        overrides = [f"experiment={experiment}", f"model={model}", "backbone.d_model=8"]
+        cfg = compose("config", overrides=[*overrides, "backbone.n_layers=2"])
+    tokens = experiment in ("lra_listops", "lra_text", "lra_retrieval")
+    info = TaskInfo(
+        name="t", input_kind="tokens" if tokens else "real", d_input=5, d_output=3, seq_len=16,
+        dual=experiment == "lra_retrieval", pad_id=0 if tokens else None,
+    )  # fmt: skip
+    module = models.build_model(**model_args(cfg, info))
+    return module, build_optimizer(module, cfg.optimizer)
+
+
+def settings_by_name(module, optimizer):
+    by_id = {
+        id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]
+    }
+    return {name: by_id.get(id(p)) for name, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("experiment", sorted(REFERENCE_GROUPS))
+def test_lra_recipe_groups_equal_the_reference_configs(experiment):
+    module, optimizer = recipe_model_and_optimizer(experiment, "s4_legs")
+    settings = settings_by_name(module, optimizer)
+    for name, got in settings.items():
+        matches = [
+            v for pattern, v in REFERENCE_GROUPS[experiment].items() if re.search(pattern, name)
+        ]
+        assert len(matches) == 1, (name, matches)
+        assert got == pytest.approx(matches[0]), name
+    assert any(name.startswith("head.") for name in settings)
+    assert any(name.endswith("encoder.proj.bias") for name in settings) != (
+        experiment in ("lra_listops", "lra_text", "lra_retrieval")
+    )  # an embedding has no bias
+
+
+def test_hope_recipe_decays_every_non_ssm_parameter():
+    """AnnanYu/HOPE-SSM noisycifar_HOPE.py: AdamW(lr 0.01, wd 0.01) over every parameter without
+    `_optim` (biases and LayerNorms included), H at {"lr": min(0.001, lr), "weight_decay": 0.0}
+    (--wd 0), log_dt a buffer (lr_dt 0)."""
+    module, optimizer = recipe_model_and_optimizer("hope_noisy_scifar", "hope")
+    for name, got in settings_by_name(module, optimizer).items():
+        if name.endswith(".ssm.log_dt"):
+            assert got is None, name  # frozen: in no group
+        elif name.endswith(".ssm.markov"):
+            assert got == pytest.approx((0.001, 0.0)), name
+        else:
+            assert got == pytest.approx((0.01, 0.01)), name

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 import models
 import tasks
+from common import UserError
 from harness.layout import PROJECT_ROOT
 from harness.run import distributed
 from harness.run.config import config_hash, flatten
@@ -97,7 +98,7 @@ def test_schedule_scales_every_group_and_survives_state_dict():
     params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
     groups = [{"params": [params[0]], "lr": 0.01}, {"params": [params[1]], "lr": 0.001}]
     cfg = OmegaConf.create({"name": "cosine", "warmup_steps": 4, "total_steps": None})
-    cfg.min_lr_ratio = 0.0
+    cfg.min_lr_ratio, cfg.interval = 0.0, "step"
     opt = torch.optim.AdamW(groups)
     schedule = Schedule(opt, cfg, total_steps=20, mode="max")
     for _ in range(2):
@@ -116,6 +117,30 @@ def test_schedule_scales_every_group_and_survives_state_dict():
         [g["lr"] for g in opt.param_groups]
     )
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * 3 / 4)
+
+
+def test_epoch_interval_cosine_is_cosine_annealing_stepped_per_epoch():
+    """interval: epoch (the HOPE reference): the lr of every optimizer step of epoch e equals
+    torch's CosineAnnealingLR(T_max = epochs) after e epoch steps; no warmup."""
+    epochs, steps_per_epoch = 5, 3
+    cfg = OmegaConf.create(
+        {"name": "cosine", "warmup_steps": 0, "total_steps": None, "min_lr_ratio": 0.0}
+    )
+    cfg.interval = "epoch"
+    ours = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    schedule = Schedule(ours, cfg, epochs * steps_per_epoch, "max", steps_per_epoch)
+    theirs = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, epochs)
+    for _ in range(epochs):
+        for _ in range(steps_per_epoch):
+            assert ours.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"])
+            ours.step()
+            schedule.after_step()
+        theirs.step()
+        annealing.step()
+    cfg.interval = "day"
+    with pytest.raises(UserError, match=r"scheduler\.interval"):
+        Schedule(ours, cfg, 10, "max")
 
 
 def _ctx(rank: int, world: int) -> distributed.DistContext:

@@ -122,7 +122,7 @@ def test_listops_truncates_to_seq_len_keeping_room_for_eos(tmp_path):
 
 
 def test_text_is_byte_level_with_labels_from_folders_and_a_carved_validation(tmp_path):
-    data = build("text", tmp_path)
+    data = build("text", tmp_path, val_fraction=0.1)
     # the loader's row order: the neg folder, then pos, each sorted by file name
     by_folder = {lab: sorted(n for s, f, n, _ in fx.IMDB_REVIEWS if s == "train" and f == lab)
                  for lab in ("neg", "pos")}  # fmt: skip
@@ -140,6 +140,37 @@ def test_text_is_byte_level_with_labels_from_folders_and_a_carved_validation(tmp
             assert int(x[len(text)]) == 1 and (x[len(text) + 1 :] == 0).all()
             assert int(y) == label
     assert len(data.test) == 2
+
+
+def test_text_by_default_trains_on_all_of_train_and_validates_on_test(tmp_path):
+    """The reference's IMDB `val_split: 0.0`: no carve, the test split doubles as validation."""
+    data = build("text", tmp_path)
+    n_train = sum(1 for s, *_ in fx.IMDB_REVIEWS if s == "train")
+    assert len(data.train) == n_train and sorted(data.train.index) == list(range(n_train))
+    assert data.val is data.test and len(data.test) == 2
+
+
+def loader_batches(dataset, batch_size):
+    return list(DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate))
+
+
+@pytest.mark.parametrize("name", ["listops", "text", "retrieval"])
+def test_pad_to_batch_pads_each_batch_to_its_longest_sequence(name, tmp_path):
+    """pad_to batch (the reference's pad_sequence): a batch ends at the last step some item
+    uses, and each item is its seq_len row cut there; pad_to seq_len keeps the full rows."""
+    data = build(name, tmp_path)
+    full = build(name, tmp_path, pad_to="seq_len")
+    seq_len = full.info.seq_len
+    for (x, _), (x_full, _) in zip(
+        loader_batches(data.train, 2), loader_batches(full.train, 2), strict=True
+    ):
+        assert x_full.shape[-1] == seq_len
+        length = x.shape[-1]
+        longest = max(int((row != 0).sum(-1).max()) for row in x_full)  # non-pad tokens
+        assert length == longest < seq_len
+        assert torch.equal(x, x_full[..., :length]) and (x_full[..., length:] == 0).all()
+    with pytest.raises(UserError, match=r"task\.pad_to"):
+        build(name, tmp_path, pad_to="longest")
 
 
 def test_retrieval_holds_both_documents_truncated_per_document(tmp_path):
@@ -260,9 +291,13 @@ def test_pathfinder_pixels_labels_and_split(name, resolution, tmp_path):
         assert list(dataset.index) == list(index)
         for (x, y), item in zip(dataset, index, strict=True):
             pixels = np.asarray(Image.open(images / f"sample_{item}.png"), dtype=np.float64)
-            expected_x = (pixels.reshape(-1, 1) / 255.0 - 0.5) / 0.5
+            expected_x = pixels.reshape(-1, 1) / 255.0  # [0, 1]: the reference's LRA runs
             np.testing.assert_allclose(x.numpy(), expected_x, rtol=0, atol=1e-6)
             assert int(y) == item % 2
+    centered = build(name, tmp_path, mean=[0.5], std=[0.5])
+    x, _ = centered.train[0]
+    pixels = np.asarray(Image.open(images / f"sample_{centered.train.index[0]}.png"), np.float64)
+    np.testing.assert_allclose(x.numpy(), (pixels.reshape(-1, 1) / 255.0 - 0.5) / 0.5, atol=1e-6)
 
 
 def test_pathfinder_difficulty_selects_the_folder(tmp_path):

@@ -209,6 +209,7 @@ def model_args(cfg: DictConfig, info: tasks.TaskInfo) -> dict[str, Any]:
         "pool_start": info.pool_start,
         "dual": info.dual,
         "pad_id": info.pad_id,
+        "l_max": info.seq_len,
         "layer": resolved(cfg.model.layer),
     }
 

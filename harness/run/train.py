@@ -59,7 +59,9 @@ def build_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.AdamW:
     """AdamW over `models.param_groups` (SSM parameters keep their own lr and weight decay 0)."""
     if cfg.name != "adamw":
         raise UserError(f"optimizer.name={cfg.name!r} is not supported; use optimizer=adamw")
-    groups = models.param_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = models.param_groups(
+        model, lr=cfg.lr, weight_decay=cfg.weight_decay, no_decay=cfg.no_decay
+    )
     return torch.optim.AdamW(
         groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
     )
@@ -76,11 +78,24 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+INTERVALS = ("step", "epoch")
+
+
 class Schedule:
-    """The learning-rate schedule: stepped per optimizer step, and (plateau) per evaluation."""
+    """The learning-rate schedule: stepped per optimizer step, and (plateau) per evaluation.
+
+    With `interval: epoch` the warmup and cosine count epochs (`warmup_steps`, `total_steps` in
+    epochs, the lr constant within an epoch): torch's CosineAnnealingLR stepped once an epoch,
+    as AnnanYu/HOPE-SSM noisycifar_HOPE.py.
+    """
 
     def __init__(
-        self, optimizer: torch.optim.Optimizer, cfg: DictConfig, total_steps: int, mode: str
+        self,
+        optimizer: torch.optim.Optimizer,
+        cfg: DictConfig,
+        total_steps: int,
+        mode: str,
+        steps_per_epoch: int = 1,
     ):
         self.name = cfg.name
         if self.name not in SCHEDULERS:
@@ -90,13 +105,21 @@ class Schedule:
                 optimizer, mode=mode, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr
             )
             return
+        if cfg.interval not in INTERVALS:
+            raise UserError(f"scheduler.interval={cfg.interval!r} is not one of step, epoch")
+        unit = steps_per_epoch if cfg.interval == "epoch" else 1
         warmup = int(cfg.warmup_steps)
         if self.name == "cosine":
-            total = int(cfg.total_steps) if cfg.total_steps is not None else total_steps
+            planned = math.ceil(total_steps / unit)  # the run's planned steps or epochs
+            total = int(cfg.total_steps) if cfg.total_steps is not None else planned
             min_ratio = float(cfg.min_lr_ratio)
-            self.impl = LambdaLR(optimizer, lambda s: warmup_cosine(s, warmup, total, min_ratio))
+            self.impl = LambdaLR(
+                optimizer, lambda s: warmup_cosine(s // unit, warmup, total, min_ratio)
+            )
         else:
-            self.impl = LambdaLR(optimizer, lambda s: min(1.0, s / warmup) if warmup else 1.0)
+            self.impl = LambdaLR(
+                optimizer, lambda s: min(1.0, s // unit / warmup) if warmup else 1.0
+            )
 
     def after_step(self) -> None:
         if self.name != "plateau":
@@ -171,7 +194,9 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.accum)
         self.planned_steps = self._planned_steps()
         mode = "max" if objective == "classification" else "min"
-        self.schedule = Schedule(self.optimizer, cfg.scheduler, self.planned_steps, mode)
+        self.schedule = Schedule(
+            self.optimizer, cfg.scheduler, self.planned_steps, mode, self.steps_per_epoch
+        )
         # The validation score that picks the best evaluation: accuracy up, or loss down.
         self.monitor = "val/acc" if objective == "classification" else "val/loss"
         self.autocast = self.t.precision == "bf16" and ctx.device.type == "cuda"
@@ -204,6 +229,7 @@ class Trainer:
             num_workers=int(self.t.num_workers),
             pin_memory=bool(self.t.pin_memory) and self.ctx.device.type == "cuda",
             generator=torch.Generator().manual_seed(int(self.cfg.seed)),
+            collate_fn=getattr(dataset, "collate", None),  # a task's own batching (padding)
         )
 
     def _planned_steps(self) -> int:

@@ -9,9 +9,14 @@ roots of unity omega_k = exp(-2 pi i k / L) (S4 paper, Lemma C.2 / Appendix C.3)
                           = 2/(1 + omega) Ct (z/dt - A)^-1 B,    z = 2 (1 - omega)/(1 + omega).
 
 As in the paper, Ct ("C tilde") is the trained parameter, so no matrix power is needed: the
-effective C of a length-L kernel is C_L = Ct (I - Abar^L)^-1 (see `ssm_matrices`). Ct starts as
-CN(0, 1) (state-spaces/s4 draws C ~ CN(0, 1) and turns it into Ct on its first call; the two inits
-differ only along modes whose |Abar^L| is not small). The resolvent is
+effective C is C_T = Ct (I - Abar^T)^-1 for the length T that Ct is tied to (see `ssm_matrices`).
+As state-spaces/s4 (`SSMKernelDPLR._setup_C` and `forward`), T is fixed by the first kernel call:
+T = max(L, l_max) (l_max: the task's sequence length, when the model knows it); a kernel of any
+L <= T is the first L taps of the length-T kernel, so batches padded to different lengths see one
+and the same convolution; a longer L doubles T (Ct <- Ct (I + Abar^T), which keeps C_T). With
+`c_init="c"` (the reference) C ~ CN(0, 1) is drawn and turned into Ct = C (I - Abar^T) at that
+first call; with `c_init="ctilde"` Ct ~ CN(0, 1) is drawn directly (the two inits differ along
+modes whose |Abar^T| is not small). The resolvent is
 expanded with the Woodbury identity,
     Ct R B - (Ct R p)(p^* R B) / (1 + p^* R p),   R = (z/dt - diag(Lambda))^-1,
 each term a Cauchy sum over conjugate pairs (`ops.cauchy_conj`), and an inverse real FFT of the L
@@ -29,9 +34,13 @@ from models.kernels.params import (
     ConjugatePairSSM,
     Recurrence,
     SSMMatrices,
+    SSMTraining,
     as_complex_param_data,
-    ssm_parameter,
+    tagged_parameter,
+    tile_channels,
 )
+
+C_INITS = ("c", "ctilde")
 
 
 def bilinear(A: Tensor, B: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
@@ -50,8 +59,9 @@ def bilinear(A: Tensor, B: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
 class DPLRKernel(ConjugatePairSSM):
     """S4 convolution kernel; `forward(L)` -> (C, H, L) real.
 
-    Parameters: those of `ConjugatePairSSM` plus P (1, H, N2) complex (low-rank term, SSM lr,
-    frozen with `freeze_A`). C holds C tilde.
+    Parameters: those of `ConjugatePairSSM` plus P (1, S, N2) complex (low-rank term, SSM lr,
+    frozen with `freeze_A`). C holds C tilde once the kernel has been called (see the module
+    docstring); the buffer `l_kernel` is the length T it is tied to (0: not yet).
     """
 
     circular = False
@@ -61,45 +71,75 @@ class DPLRKernel(ConjugatePairSSM):
         Lambda: np.ndarray,
         P: np.ndarray,
         B: np.ndarray,
+        H: int,
         channels: int,
-        dt_min: float,
-        dt_max: float,
-        lr: float,
-        freeze_A: bool,
+        training: SSMTraining,
+        c_init: str = "c",
+        l_max: int | None = None,
     ):
-        """Lambda (H, N2), P (1, H, N2), B (H, N2) complex initial values."""
-        super().__init__(Lambda, B, channels, dt_min, dt_max, lr, freeze_A)
-        self.P = ssm_parameter(as_complex_param_data(P), lr, freeze_A)
-        # length whose effective C the recurrent mode reproduces (the last kernel length
-        # computed); 0 means "never computed": C_L -> Ct as L -> infinity for a stable system
+        """Lambda (S, N2), P (1, S, N2), B (S, N2) complex initial values of S = n_ssm copies."""
+        super().__init__(Lambda, B, H, channels, training)
+        if c_init not in C_INITS:
+            raise ValueError(f"c_init must be one of {C_INITS}, got {c_init!r}")
+        self.c_init, self.l_max = c_init, l_max
+        P_data = as_complex_param_data(P)
+        self.P = tagged_parameter(P_data, training.ssm_optim(), training.freeze_A)
         self.register_buffer("l_kernel", torch.tensor(0))
 
     def P_c(self) -> Tensor:
         """(1, H, N2) complex."""
-        return torch.view_as_complex(self.P)
+        return tile_channels(torch.view_as_complex(self.P), self.H, 1)
+
+    def _tied_length(self, L: int) -> int:
+        """The length T that C tilde is tied to once a kernel of length L has been made."""
+        T = int(self.l_kernel) or max(L, self.l_max or 0)
+        while 0 < T < L:
+            T *= 2
+        return T
+
+    @torch.no_grad()
+    def _tie(self, L: int) -> None:
+        """Tie C tilde to `_tied_length(L)`: the first call converts a drawn C (c_init "c"),
+        later calls double T until T >= L; in complex128, written back in the parameter's dtype."""
+        T = int(self.l_kernel)
+        if T >= L:
+            return
+        A, B = (x.to(torch.complex128) for x in self._dense())
+        Ab, _ = bilinear(A, B, self.dt().double())  # (H, N, N)
+        C = torch.cat([self.C_c(), self.C_c().conj()], -1).to(torch.complex128)  # (C, H, N)
+        if T == 0:
+            T = max(L, self.l_max or 0)
+            if self.c_init == "c":  # Ct = C (I - Abar^T)
+                C = C - torch.einsum("chn,hnm->chm", C, torch.linalg.matrix_power(Ab, T))
+        while T < L:  # Ct <- Ct (I + Abar^T): I - Abar^2T = (I - Abar^T)(I + Abar^T)
+            C = C + torch.einsum("chn,hnm->chm", C, torch.linalg.matrix_power(Ab, T))
+            T *= 2
+        self.C.copy_(torch.view_as_real(C[..., : self.N2]).to(self.C.dtype))
+        self.l_kernel.fill_(T)
 
     def forward(self, L: int) -> Tensor:
-        """(C, H, L) kernel; records L as the length the recurrent mode reproduces."""
-        self.l_kernel.fill_(L)
+        """(C, H, L) kernel: the first L taps of the kernel of the tied length T >= L."""
+        self._tie(L)
+        T = int(self.l_kernel)
         dt = self.dt()  # (H,)
         w = dt[:, None] * self.Lambda()  # (H, N2)
         P = self.P_c()[0]  # (H, N2)
         left = torch.cat([self.C_c(), P.conj().unsqueeze(0)])  # (C+1, H, N2): Ct rows, then p^*
         right = torch.stack([self.B_c(), P])  # (2, H, N2): B, then p
         v = left[:, None] * right[None] * dt[:, None].to(w.dtype)  # (C+1, 2, H, N2)
-        # omega_k = exp(-i theta_k), theta_k = 2 pi k / L: z = 2 (1 - omega)/(1 + omega)
+        # omega_k = exp(-i theta_k), theta_k = 2 pi k / T: z = 2 (1 - omega)/(1 + omega)
         # = 2i tan(theta/2) and 2/(1 + omega) = 1 + i tan(theta/2), formed in float64 so that z is
         # exactly imaginary (a rounded real part would be comparable to Re(dt Lambda) near DC)
-        tan = torch.tan(math.pi * torch.arange(L // 2 + 1, dtype=torch.float64) / L)
+        tan = torch.tan(math.pi * torch.arange(T // 2 + 1, dtype=torch.float64) / T)
         z = torch.complex(torch.zeros_like(tan), 2 * tan).to(device=w.device, dtype=w.dtype)
-        r = ops.cauchy_conj(v, z, w)  # (C+1, 2, H, L//2+1)
+        r = ops.cauchy_conj(v, z, w)  # (C+1, 2, H, T//2+1)
         # split / unbind rather than slices: their backward assembles the gradient of r from the
         # parts instead of zero-filling a full copy of r per slice
-        r_c, r_p = r.split([r.shape[0] - 1, 1])  # (C, 2, H, L//2+1), (1, 2, H, L//2+1)
+        r_c, r_p = r.split([r.shape[0] - 1, 1])  # (C, 2, H, T//2+1), (1, 2, H, T//2+1)
         (ct_b, ct_p), (p_b, p_p) = r_c.unbind(1), r_p.unbind(1)
-        k_f = ct_b - ct_p * p_b / (1 + p_p)  # (C, H, L//2+1)
+        k_f = ct_b - ct_p * p_b / (1 + p_p)  # (C, H, T//2+1)
         k_f = k_f * (1 + z / 2)  # 2 / (1 + omega)
-        return torch.fft.irfft(k_f, n=L)  # (C, H, L)
+        return torch.fft.irfft(k_f, n=T)[..., :L]  # (C, H, L)
 
     def _dense(self) -> tuple[Tensor, Tensor]:
         """Full conjugate-symmetric system: A (H, N, N) = diag(Lf) - pf pf^*, B (H, N), N = 2 N2."""
@@ -109,13 +149,16 @@ class DPLRKernel(ConjugatePairSSM):
         return A, torch.cat([self.B_c(), self.B_c().conj()], -1)
 
     def _effective_C(self, Ab: Tensor, L: int) -> Tensor:
-        """C_L = Ct (I - Abar^L)^-1, (C, H, N) with conjugate halves restored; L = 0 gives Ct."""
-        Ct = torch.cat([self.C_c(), self.C_c().conj()], -1).to(Ab.dtype)  # (C, H, N)
-        if L == 0:
-            return Ct
+        """The C the kernel of length L uses, (C, H, N) with conjugate halves restored:
+        C_T = Ct (I - Abar^T)^-1, T = `_tied_length(L)`; before the first kernel call the drawn
+        C itself (c_init "c"), or Ct when no length is known (L = 0, c_init "ctilde")."""
+        C = torch.cat([self.C_c(), self.C_c().conj()], -1).to(Ab.dtype)  # (C, H, N)
+        T = self._tied_length(L)
+        if (int(self.l_kernel) == 0 and self.c_init == "c") or T == 0:
+            return C
         eye = torch.eye(Ab.shape[-1], dtype=Ab.dtype, device=Ab.device)
-        gram = (eye - torch.linalg.matrix_power(Ab, L)).transpose(-1, -2)  # (H, N, N)
-        return torch.linalg.solve(gram, Ct.unsqueeze(-1)).squeeze(-1)  # (C, H, N)
+        gram = (eye - torch.linalg.matrix_power(Ab, T)).transpose(-1, -2)  # (H, N, N)
+        return torch.linalg.solve(gram, C.unsqueeze(-1)).squeeze(-1)  # (C, H, N)
 
     def ssm_matrices(self, L: int) -> SSMMatrices:
         """Dense (A, B, C_L) of the full N = d_state system; kernel(L) == Re(C_L Abar^l Bbar)."""
@@ -128,7 +171,7 @@ class DPLRKernel(ConjugatePairSSM):
         )
 
     def recurrence(self) -> Recurrence:
-        """Dense bilinear recurrence (O(H N^2) per step) with C for length `l_kernel`.
+        """Dense bilinear recurrence (O(H N^2) per step) with the C of the tied length.
 
         Built and run in complex128: C_L = Ct (I - Abar^L)^-1 is ill-conditioned along modes with
         |Abar| close to 1 (FouT's zero-frequency pair sits at Re(Lambda) = -1e-4), which single

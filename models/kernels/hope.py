@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from models.kernels import ops
-from models.kernels.params import as_complex_param_data, log_uniform_dt, ssm_parameter
+from models.kernels.params import SSMTraining, as_complex_param_data, tagged_parameter
 
 MODES = ("circular", "linear")
 
@@ -45,21 +45,14 @@ def moebius_nodes(dt: Tensor, n: int) -> Tensor:
 class HopeKernel(nn.Module):
     """HOPE convolution kernel; `forward(L)` -> (C, H, L) real.
 
-    Parameters (both SSM parameters: own lr, weight decay 0): log_dt (S, H) and the Markov
+    Parameters (both SSM parameters: own lr, weight decay 0): log_dt (S, H) (the unconstrained
+    dt of `SSMTraining.dt`; lr_dt "base" trains it at the optimizer's lr) and the Markov
     parameters `markov` (S, H, M) complex (stored as a real view), S = 2 for a two-sided layer,
-    else 1. `freeze_A` freezes the Markov parameters.
+    else 1. `freeze_A` freezes the Markov parameters. HOPE has no C apart from its Markov
+    parameters and no state matrix to share, so `lr_C` and `n_ssm` do not apply to it.
     """
 
-    def __init__(
-        self,
-        markov: np.ndarray,
-        mode: str,
-        two_sided: bool,
-        dt_min: float,
-        dt_max: float,
-        lr: float,
-        freeze_A: bool,
-    ):
+    def __init__(self, markov: np.ndarray, mode: str, two_sided: bool, training: SSMTraining):
         """markov (S, H, M) complex initial Markov parameters; two_sided: layer bidirectional."""
         super().__init__()
         if mode not in MODES:
@@ -68,13 +61,15 @@ class HopeKernel(nn.Module):
         self.mode, self.H, self.two_sided = mode, H, two_sided
         self.circular = mode == "circular"
         self.channels = 2 if two_sided and not self.circular else 1
-        self.log_dt = ssm_parameter(log_uniform_dt((S, H), dt_min, dt_max), lr)
-        self.markov = ssm_parameter(as_complex_param_data(markov), lr, freeze_A)
+        self.training_options = training
+        self.log_dt = training.dt_parameter((S, H))
+        markov_data = as_complex_param_data(markov)
+        self.markov = tagged_parameter(markov_data, training.ssm_optim(), training.freeze_A)
 
     def _response(self, n: int, sets: slice = slice(None)) -> Tensor:
         """G of the parameter sets `sets` at their n Moebius nodes, (S', H, n) complex."""
         h = torch.view_as_complex(self.markov)[sets]  # (S', H, M)
-        s = moebius_nodes(torch.exp(self.log_dt[sets]).to(h.dtype), n)  # (S', H, n)
+        s = moebius_nodes(self.training_options.dt(self.log_dt[sets]).to(h.dtype), n)  # (S', H, n)
         G = ops.markov_response(h.flatten(0, 1), s.flatten(0, 1))  # (S' * H, n)
         return G.view(*h.shape[:2], n)
 
