@@ -3,12 +3,12 @@
 `python -m harness.run.parity` composes each recipe of `configs/experiment/` (with the model the
 reference trained: S4-LegS for state-spaces/s4, HOPE for AnnanYu/HOPE-SSM), builds the model and
 its AdamW exactly as a run does (`harness.run.point.model_args`,
-`harness.run.train.build_optimizer`), reads every setting of `READERS` from the composed config
-and the built model (dropout modules, the trained copies of the state matrix, each parameter's
-learning rate and weight decay), and writes one markdown table of our value, the reference's
-(`REFERENCE`, each with the file and line it comes from) and whether they agree. A difference is allowed only where `DELIBERATE` explains
-it; any other is drift, and `--check` (run by the tests) exits 1 when a recipe drifts or when
-docs/parity.md is not what this command writes.
+`harness.run.train.build_optimizer`), reads every setting of `READERS` from the composed config and
+the built model (dropout modules, the trained copies of the state matrix, each parameter's learning
+rate and weight decay), and writes one markdown table of our value, the reference's (`REFERENCE`,
+each with the file and line it comes from) and whether they agree. A difference is allowed only
+where `DELIBERATE` explains it; any other is drift, and `--check` (run by the tests) exits 1 when a
+recipe drifts or when docs/parity.md is not what this command writes.
 """
 
 import argparse
