@@ -113,8 +113,9 @@ class SSMLayer(nn.Module):
         bidirectional: bool,
         dropout: float,
         activation: str,
-        tie_dropout: bool = False,
-        conv_dropout: bool = False,
+        *,
+        tie_dropout: bool,
+        conv_dropout: bool,
     ):
         """dropout: the rate of both dropouts; tie_dropout: tie the one after the activation;
         conv_dropout: also drop the convolution output before the activation (elementwise)."""

@@ -585,7 +585,8 @@ REFERENCE["hope_noisy_scifar_legs"] = _hope_recipe(
 DELIBERATE: dict[tuple[str, str], str] = {
     ("hope_noisy_scifar_legs", "initial Markov parameters"): (
         "H128.mat is not shipped; model=hope_legs generates its role, a decaying LegS Markov "
-        "sequence (configs/experiment/hope_noisy_scifar_legs.yaml)"
+        "sequence (configs/experiment/hope_noisy_scifar_legs.yaml; model.layer.legs_horizon=16 "
+        "matches H128's decay)"
     ),
 }
 for _recipe in ("hope_noisy_scifar", "hope_noisy_scifar_legs"):
