@@ -46,14 +46,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from common import UserError
 from harness.checkpoint import Preempted
 from harness.cluster_env import export_dist_env
-from harness.config import EXCLUDED_FROM_HASH, config_hash
+from harness.config import EXCLUDED_FROM_HASH, SWEEP_MANIFEST, config_hash
 from harness.jobs import JobRecord, is_active, job_states, write_json_atomically
 from harness.runner import RUN_ID_FILE, point_state, run_dir, sweep_name, tracking_uri
 from harness.tracking import TrackedRun
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "sweep.json"
 POLL_S = 1.0  # how often the local launcher looks for a finished job
 
 
@@ -95,7 +94,7 @@ class Sweep:
             "tracking_uri": self.tracking_uri,
             "points": [asdict(p) for p in self.points],
         }
-        write_json_atomically(self.directory / MANIFEST, manifest)
+        write_json_atomically(self.directory / SWEEP_MANIFEST, manifest)
 
 
 def _top_key(override: str) -> str:

@@ -9,8 +9,10 @@ and ranks give exact dataset means: loss = loss_sum / count, accuracy = correct 
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset, TensorDataset
 
 from common import UserError
+from tasks import TaskInfo
 
 OBJECTIVES = ("classification", "regression")
 
@@ -53,3 +55,25 @@ def summarize(stats: torch.Tensor, objective: str, prefix: str) -> dict[str, flo
     if objective == "classification":
         out[f"{prefix}/acc"] = correct / count
     return out
+
+
+TRIVIAL_PREFIX = "trivial"
+"""Metrics `trivial/test_acc` | `trivial/test_loss`: the test score of a predictor that ignores
+its input, the level a report draws as chance (classification) or trivial predictor (regression)."""
+
+
+def trivial_metrics(info: TaskInfo, train: Dataset, test: Dataset) -> dict[str, float]:
+    """The test score of an input-blind predictor, logged once per run at step 0.
+
+    classification: `trivial/test_acc` = 1 / C, uniform guessing among the `d_output` classes.
+    regression: `trivial/test_loss` = mean((y_test - mean_i y_train[i])^2), the mean squared error
+        of predicting the training targets' mean (per output element, mean over items i), when both
+        splits hold their targets in memory (`TensorDataset`); otherwise nothing is logged.
+    """
+    if info.objective == "classification":
+        return {f"{TRIVIAL_PREFIX}/test_acc": 1.0 / info.d_output}
+    if not (isinstance(train, TensorDataset) and isinstance(test, TensorDataset)):
+        return {}
+    y_train, y_test = train.tensors[1].double(), test.tensors[1].double()  # (n, ...) each
+    mse = (y_test - y_train.mean(dim=0)).square().mean()
+    return {f"{TRIVIAL_PREFIX}/test_loss": float(mse)}

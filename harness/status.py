@@ -29,9 +29,8 @@ from mlflow.exceptions import MlflowException
 
 from common import UserError
 from harness.cli import exits_on_user_error
-from harness.config import PROJECT_ROOT
+from harness.config import PROJECT_ROOT, SWEEP_MANIFEST
 from harness.jobs import JobRecord, is_active, job_states
-from harness.launcher import MANIFEST
 from harness.runner import RUN_ID_FILE
 from harness.tracking import with_retries
 
@@ -85,16 +84,16 @@ def find_manifest(sweep: str | None, sweeps_dir: Path) -> Path:
     """The manifest of `sweep` (a name under `sweeps_dir` or a folder), else the newest one."""
     if sweep is not None:
         for folder in (Path(sweep), sweeps_dir / sweep):
-            if (folder / MANIFEST).is_file():
-                return folder / MANIFEST
+            if (folder / SWEEP_MANIFEST).is_file():
+                return folder / SWEEP_MANIFEST
         raise UserError(
-            f"no sweep {sweep!r}: neither {sweep}/{MANIFEST} nor {sweeps_dir / sweep / MANIFEST} "
+            f"no sweep {sweep!r}: neither {sweep}/{SWEEP_MANIFEST} nor {sweeps_dir / sweep / SWEEP_MANIFEST} "
             "exists; run `python -m harness.status` without a name for the latest sweep"
         )
-    manifests = sorted(sweeps_dir.glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime)
+    manifests = sorted(sweeps_dir.glob(f"*/{SWEEP_MANIFEST}"), key=lambda p: p.stat().st_mtime)
     if not manifests:
         raise UserError(
-            f"no sweep launched yet: no {sweeps_dir}/*/{MANIFEST}; start one with "
+            f"no sweep launched yet: no {sweeps_dir}/*/{SWEEP_MANIFEST}; start one with "
             "`python -m harness.run -m hydra/launcher=local ...` (or set paths.root)"
         )
     return manifests[-1]
