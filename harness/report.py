@@ -182,9 +182,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     result = dedup(load_runs(uri, filt))
     published = None if args.published == "none" else load_published(args.published_file)
     kept = result.kept
-    tables = [
-        leaderboard_table(kept, args.metric, published, args.seeds, args.published, pool)
-    ]
+    tables = [leaderboard_table(kept, args.metric, published, args.seeds, args.published, pool)]
     for spec in args.group_by:
         keys = _keys([spec])
         base = baseline if baseline and set(baseline) <= set(keys) else {}
@@ -203,7 +201,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     if args.plots:
         from harness.figures import write_figures  # torch and the models load only for figures
 
-        written += write_figures(uri, kept, args, published)
+        written += write_figures(uri, kept, args, published, pool)
     log.info("wrote %s", ", ".join(str(p) for p in written))
     return written
 

@@ -110,9 +110,7 @@ def num_text(cell: Num, digits: int) -> str:
     return f"{cell.value:.{digits}g}"
 
 
-def _plain(
-    cell: Cell, digits: int, pm: str = " ± ", bold: Callable[[str], str] = str
-) -> str:
+def _plain(cell: Cell, digits: int, pm: str = " ± ", bold: Callable[[str], str] = str) -> str:
     """A cell as text; Stat cells get their seed count, bold and dagger marks."""
     if cell is None:
         return ""
@@ -202,7 +200,9 @@ def to_latex(table: Table) -> str:
         labels = [latex_escape(x) for x in row.labels]
         if row.published:
             labels[0] = rf"\textit{{{latex_escape(_published_label(row.labels[0]))}}}"
-        lines.append(" & ".join([*labels, *(_latex_cell(c, table.digits) for c in row.cells)]) + r" \\")
+        lines.append(
+            " & ".join([*labels, *(_latex_cell(c, table.digits) for c in row.cells)]) + r" \\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}"]
     if table.notes:
         lines += [r"\par\smallskip\footnotesize"]

@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from common import UserError
-from harness.config import SWEEP_MANIFEST, is_operational
+from harness.config import SWEEP_MANIFEST
 from harness.tracking import sqlite_path
 
 log = logging.getLogger(__name__)

@@ -227,9 +227,7 @@ def leaderboard_table(
             notes += ["Published rows: test accuracy (%) as reported, ± the paper's std; sources:"]
             notes += sources
         rows += pub_rows
-    caption = _caption(
-        metrics, objectives, summary["n"], "Best measured entry per column in bold."
-    )
+    caption = _caption(metrics, objectives, summary["n"], "Best measured entry per column in bold.")
     return Table("leaderboard", "Leaderboard", ["model"], columns, rows, caption, notes)
 
 

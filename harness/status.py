@@ -87,8 +87,9 @@ def find_manifest(sweep: str | None, sweeps_dir: Path) -> Path:
             if (folder / SWEEP_MANIFEST).is_file():
                 return folder / SWEEP_MANIFEST
         raise UserError(
-            f"no sweep {sweep!r}: neither {sweep}/{SWEEP_MANIFEST} nor {sweeps_dir / sweep / SWEEP_MANIFEST} "
-            "exists; run `python -m harness.status` without a name for the latest sweep"
+            f"no sweep {sweep!r}: neither {sweep}/{SWEEP_MANIFEST} nor "
+            f"{sweeps_dir / sweep / SWEEP_MANIFEST} exists; run `python -m harness.status` "
+            "without a name for the latest sweep"
         )
     manifests = sorted(sweeps_dir.glob(f"*/{SWEEP_MANIFEST}"), key=lambda p: p.stat().st_mtime)
     if not manifests:

@@ -4,6 +4,7 @@ Expected numbers are computed here from the raw per-seed values with the `statis
 the t-test closed forms, independently of the pandas/scipy code under test.
 """
 
+import json
 import math
 import re
 import shutil
@@ -21,7 +22,7 @@ from common import UserError
 from harness import report
 from harness.published import load_published
 from harness.report_format import to_csv, to_frame, to_latex, to_markdown, to_terminal
-from harness.report_load import RunFilter, dedup, load_runs
+from harness.report_load import RunFilter, dedup, load_runs, sweep_hashes
 from harness.report_stats import compare, lra_average
 from harness.report_tables import ablation_table, excluded_table, leaderboard_table
 
@@ -44,6 +45,12 @@ def runs(store):
 @pytest.fixture(scope="module")
 def board(runs):
     return leaderboard_table(runs.kept, "best/test_acc", load_published(), min_seeds=3)
+
+
+@pytest.fixture(scope="module")
+def auto_board(runs):
+    """The leaderboard scoring each task by its objective (no --metric)."""
+    return leaderboard_table(runs.kept, None, load_published(), min_seeds=3)
 
 
 def _fmt(values, places):
@@ -321,3 +328,147 @@ def test_store_where_every_run_failed(tmp_path, capsys):
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "No FINISHED run logs best/test_acc; see the excluded runs" in md
     assert "| hope | 0 | FAILED | OOM at step 3 |" in md
+
+
+ADDING_S4_LEGS = [0.1587, 0.1558]  # 6 epochs
+ADDING_S4D_LEGS = [0.1577]  # 2 epochs
+ADDING_HOPE = [0.1612, 0.1598]
+
+
+def test_the_issue_command_refuses_a_cell_of_two_model_families(store, tmp_path, capsys):
+    """`--group-by init,task --baseline init=legs`: s4_legs and s4d_legs share init=legs on adding
+    (and trained 6 vs 2 epochs): exit 2 naming the cell and the fix, and no file written."""
+    out = tmp_path / "out"
+    argv = ["--tracking-uri", store, "--out", str(out), "--tag", "task=adding"]
+    assert report.main([*argv, "--group-by", "init,task", "--baseline", "init=legs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: cell (init=legs, task=adding) mixes model=s4_legs|s4d_legs, "
+        "trainer.max_epochs=2|6; add model,trainer.max_epochs to --group-by or pass "
+        "--pool model,trainer.max_epochs"
+    )
+    assert not out.exists()
+
+
+def test_pool_pools_on_purpose_and_group_by_model_separates(runs):
+    adding = runs.kept[runs.kept["task"] == "adding"]
+    pooled = ablation_table(adding, None, ["init", "task"], {}, 1, ["model", "trainer.max_epochs"])
+    legs = to_frame(pooled).set_index("init").loc["legs"]
+    assert legs["best/test_loss_n"] == 3
+    assert legs["best/test_loss_mean"] == pytest.approx(
+        statistics.mean(ADDING_S4_LEGS + ADDING_S4D_LEGS)
+    )
+    assert "Pooled on purpose (--pool): model, trainer.max_epochs." in pooled.notes
+    with pytest.raises(UserError, match=r"mixes trainer.max_epochs=2\|6"):
+        ablation_table(adding, None, ["init", "task"], {}, 1, ["model"])
+    split = to_frame(ablation_table(adding, None, ["model", "task"], {}, 1)).set_index("model")
+    assert split["best/test_loss_n"].to_dict() == {"hope": 2, "s4_legs": 2, "s4d_legs": 1}
+
+
+def test_operational_keys_never_split_a_cell(board):
+    """s4d_lin's listops seed 2 logged another trainer.progress and paths.runs_dir."""
+    labels = [r.labels[0] for r in board.rows if not r.published]
+    assert "s4d_lin" in labels and not any(lab.startswith("s4d_lin [trainer") for lab in labels)
+    assert to_frame(board).set_index("model").loc["s4d_lin", "listops_n"] == 3
+
+
+def test_leaderboard_splits_a_mixed_cell_by_the_differing_key(board):
+    """The digits_noise runs of one model ran at noise lengths 0 and 64: two rows, not one."""
+    frame = to_frame(board).set_index("model")
+    for length, drop in ((0, 0.0), (64, 0.3)):
+        row = frame.loc[f"s4d_lin [task.noise_len={length}]"]
+        assert row["digits_noise_n"] == 2
+        assert row["digits_noise_mean"] == pytest.approx(
+            statistics.mean([90 - drop * 100, 91 - drop * 100])
+        )
+    assert math.isnan(frame.loc["s4d_lin", "digits_noise_mean"])
+    assert any("mixes task.noise_len=0|64" in note for note in board.notes)
+
+
+def test_classification_and_regression_each_with_their_own_metric(auto_board):
+    board = auto_board
+    frame = to_frame(board).set_index("model")
+    assert frame.loc["s4d_lin", "listops_mean"] == pytest.approx(statistics.mean(S4D_LIN_LISTOPS))
+    assert frame.loc["s4_legs", "adding_mean"] == pytest.approx(statistics.mean(ADDING_S4_LEGS))
+    assert frame.loc["hope", "adding_std"] == pytest.approx(statistics.stdev(ADDING_HOPE))
+    # Lower is better for the MSE: s4_legs (0.15725) is bold, not hope (0.1605).
+    assert bool(frame.loc["s4_legs", "adding_best"]) and not frame.loc["hope", "adding_best"]
+    assert "test MSE, lower is better (MLflow metric best/test_loss" in board.caption
+    assert "higher is better (MLflow metric best/test_acc" in board.caption
+    assert board.caption.index("best/test_loss") < board.caption.index("on adding")
+
+
+def test_significant_digits_in_every_text_format(auto_board):
+    """0.1577 (one seed) prints as 0.158; 0.15725 ± 0.00205 as 0.157 ± 0.002 (the std's first
+    digit sets the place), the same in Markdown, LaTeX and the terminal; --digits 4 keeps more."""
+    board = auto_board
+    md, tex, term = to_markdown(board), to_latex(board), to_terminal(board)
+    assert "| s4d_legs |" in md and "0.158 (1)" in md
+    assert "**0.157 ± 0.002** (2)" in md
+    assert r"$\mathbf{0.157 \pm 0.002}$" in tex and "$0.158$" in tex
+    assert "*0.157 ± 0.002* (2)" in term and "0.158 (1)" in term
+    assert "0.1605 ± 0.0010 (2)" in md  # std 0.00099: its first digit is in the 4th place
+    board.digits = 4
+    try:
+        assert "**0.1573 ± 0.0021** (2)" in to_markdown(board) and "0.1577 (1)" in to_terminal(
+            board
+        )
+    finally:
+        board.digits = 3
+
+
+def test_delta_and_paired_test_follow_a_lower_is_better_metric(runs):
+    adding = runs.kept[runs.kept["task"] == "adding"]
+    table = ablation_table(adding, None, ["model", "task"], {"model": "s4_legs"}, 2)
+    frame = to_frame(table).set_index("model")
+    hope = frame.loc["hope"]
+    assert hope["Δ vs baseline"] == pytest.approx(
+        statistics.mean(ADDING_HOPE) - statistics.mean(ADDING_S4_LEGS)
+    )
+    assert hope["test"] == "paired t"
+    assert hope["p"] == pytest.approx(_paired_p(ADDING_HOPE, ADDING_S4_LEGS), rel=1e-10)
+    assert bool(frame.loc["s4_legs", "best/test_loss_best"])  # the lowest loss
+    assert "| hope | adding | 0.1605 ± 0.0010 (2) | +0.0033 | paired t |" in to_markdown(table)
+
+
+def test_an_empty_requested_table_exits_2(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--tracking-uri", store, "--out", str(out), "--tag", "task=adding"]
+    assert report.main([*argv, "--metric", "best/test_acc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no FINISHED run logs best/test_acc (--metric)")
+    assert "best/test_loss" in err and not out.exists()
+    assert report.main([*argv]) == 0  # scored by its objective: the MSE
+    assert "0.157 ± 0.002" in (out / "leaderboard.md").read_text()
+
+
+def test_sweep_resolves_through_its_manifest_like_status(store, tmp_path):
+    """A resubmitted finished sweep (new id, nothing submitted) lists the points it covers in its
+    manifest: `--sweep <new id>` finds their runs, tagged with the first sweep's id, and
+    `harness.status` shows the same runs."""
+    from harness.runner import RUN_ID_FILE
+    from harness.status import status_table
+
+    runs = load_runs(store, RunFilter(tags={"task": "adding"}))
+    points = []
+    for i, run in enumerate(runs.itertuples()):
+        directory = tmp_path / "runs" / run.config_hash
+        directory.mkdir(parents=True)
+        (directory / RUN_ID_FILE).write_text(run.run_id)
+        points.append(
+            {"index": i, "config_hash": run.config_hash, "run_dir": str(directory)}
+            | {"label": f"model={run.model} seed={run.seed}", "action": "skip"}
+        )
+    manifest = tmp_path / "sweeps" / "resubmitted" / "sweep.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps({"sweep": "resubmitted", "tracking_uri": store, "points": points})
+    )
+    hashes = sweep_hashes(tmp_path / "sweeps", ("resubmitted",))
+    found = load_runs(store, RunFilter(sweeps=("resubmitted",), sweep_points=hashes))
+    assert set(found["run_id"]) == set(runs["run_id"]) and set(found["sweep"]) == {"sw1"}
+    status = status_table(manifest)
+    assert set(status["hash"]) == set(found["config_hash"])
+    assert set(status["state"]) == {"finished"}
+    with pytest.raises(UserError, match="match the filters"):
+        load_runs(store, RunFilter(sweeps=("resubmitted",)))  # the tag alone knows no such sweep
