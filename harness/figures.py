@@ -12,6 +12,7 @@ experiments into `model [key=value]` labels like the leaderboard (`harness.repor
 
 import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,9 @@ def references(runs: pd.DataFrame, metrics: dict[str, str]) -> dict[str, Referen
 
 
 def _axis_label(metric: str, objective: str) -> str:
-    return metric_label(metric, objective)
+    """`test accuracy (%) ↑`, `test MSE ↓`: the metric's name and direction, short for an axis."""
+    name, _, direction = metric_label(metric, objective).rpartition(", ")
+    return f"{name} {'↑' if direction.startswith('higher') else '↓'}"
 
 
 CURVE_LABELS = {"classification": "validation accuracy (%)", "regression": "validation MSE"}
@@ -213,33 +216,50 @@ def _run_label(run: pd.Series) -> str:
     return f"seed {run['seed']}, step 0 vs {best}"
 
 
-def diagnostics_figures(runs: pd.DataFrame, runs_dir: Path | None, out: Path, L: int) -> list[Path]:
-    """`kernels.{pdf,png}`: the first layer's kernels at initialization and after training;
-    `hankel.{pdf,png}`: their Hankel singular values (HOPE's diagnostic). One run per task and
-    model (the lowest seed whose run directory holds the checkpoints), named in every panel."""
-    kernels, titles, labels, svals = {}, {}, {}, []
+@dataclass
+class Diagnostics:
+    """The first layer's kernels of one run per (task, model) at step 0 and at the best
+    validation step (`kernels[key] = (initial, trained)`, real (H, L)), their Hankel singular
+    values (`svals`, long frame) and the run each comes from (`labels[key]`: seed and steps)."""
+
+    kernels: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
+    labels: dict[tuple[str, str], str]
+    svals: pd.DataFrame
+
+
+def diagnostics(runs: pd.DataFrame, runs_dir: Path | None, L: int) -> Diagnostics:
+    """Kernels of the lowest-seed finished run of every (task, model) whose run directory holds
+    the checkpoints (the others are skipped with a log line)."""
+    kernels, labels, svals = {}, {}, []
     finished = _finished(runs).sort_values("seed")
     for (task, model), part in finished.groupby(["task", "model"]):
         saved = [r for _, r in part.iterrows() if _has_checkpoints(run_directory(r, runs_dir))]
         if not saved:
             log.info("no run directory with checkpoints for %s on %s: skipped", model, task)
             continue
-        run, directory = saved[0], run_directory(saved[0], runs_dir)
+        directory = run_directory(saved[0], runs_dir)
         stages = {}
         for stage, weights in STAGES:
             with torch.no_grad():
                 k = load_layer(directory, weights).kernel(L)[0].double()  # (H, L)
             stages[stage] = k.numpy()
-            svals.append(
-                _singular_value_frame(task, model, stage, hankel_singular_values(k).numpy())
-            )
+            sv = hankel_singular_values(k).numpy()
+            svals.append(_singular_value_frame(task, model, stage, sv))
         kernels[(task, model)] = (stages["initial"], stages["trained"])
-        labels[(task, model)] = _run_label(run)
-        titles[(task, model)] = f"{model} on {task}\n{labels[(task, model)]}"
-    if not kernels:
+        labels[(task, model)] = _run_label(saved[0])
+    return Diagnostics(kernels, labels, pd.concat(svals) if svals else pd.DataFrame())
+
+
+def diagnostics_figures(runs: pd.DataFrame, runs_dir: Path | None, out: Path, L: int) -> list[Path]:
+    """`kernels.{pdf,png}`: the first layer's kernels at initialization and after training;
+    `hankel.{pdf,png}`: their Hankel singular values (HOPE's diagnostic); every panel names its
+    run (task, model, seed, steps)."""
+    found = diagnostics(runs, runs_dir, L)
+    if not found.kernels:
         return []
-    paths = plots.kernels(kernels, titles, stem=out / "kernels")
-    return paths + plots.hankel_singular_values(pd.concat(svals), labels, stem=out / "hankel")
+    titles = {key: f"{key[1]} on {key[0]}\n{label}" for key, label in found.labels.items()}
+    paths = plots.kernels(found.kernels, titles, stem=out / "kernels")
+    return paths + plots.hankel_singular_values(found.svals, found.labels, stem=out / "hankel")
 
 
 def _singular_value_frame(task: str, model: str, stage: str, sv: np.ndarray) -> pd.DataFrame:
@@ -293,13 +313,13 @@ def initial_bases(N: int) -> dict[str, Basis]:
                 A, B, _ = hippo.random_nplr(N, generator)
             else:
                 A, B = hippo.transition(spec.init, N)
-            bases[name] = Basis(t, basis_functions_at(A, B, t).T, "basis")
+            bases[name] = Basis(t, basis_functions_at(A, B, t).T, "$(e^{tA}B)_n$")
         elif spec.kernel == "diagonal":
             Lambda, B = hippo.diagonal_init(spec.init, N, 1, generator)
             values = np.exp(t[:, None] * Lambda[0]) * B[0]  # (T, N/2)
-            bases[name] = Basis(t, values.real.T, "basis")
+            bases[name] = Basis(t, values.real.T, r"Re $(e^{t\Lambda}B)_n$")
         else:
-            bases[name] = Basis(t, _hope_impulse(name, N, t), "impulse")
+            bases[name] = Basis(t, _hope_impulse(name, N, t), "impulse response")
     return bases
 
 

@@ -63,21 +63,20 @@ STYLE = {
 }
 """The one paper style: seaborn's `paper` context on `whitegrid`, 7-8 pt text, embedded fonts."""
 
-_COLOURS = sns.color_palette("colorblind", 10)
 MODEL_COLOURS = {
-    "s4_legs": _COLOURS[0],
-    "s4d_lin": _COLOURS[1],
-    "hope": _COLOURS[2],
-    "s4d_legs": _COLOURS[3],
-    "s4_fout": _COLOURS[4],
-    "s4d_inv": _COLOURS[5],
-    "hope_legs": _COLOURS[6],
-    "floor": _COLOURS[7],
-    "s4_random": _COLOURS[8],
-    "s4d_random": _COLOURS[9],
+    "s4_legs": "#0072B2",
+    "s4_fout": "#56B4E9",
+    "s4_random": "#000000",
+    "s4d_lin": "#E69F00",
+    "s4d_legs": "#D55E00",
+    "s4d_inv": "#CC79A7",
+    "s4d_random": "#8C564B",
+    "hope": "#009E73",
+    "hope_legs": "#9E9A00",
+    "floor": "#999999",
 }
-"""The colour of every registered model (and the benchmarks' FFT floor) in every figure; the
-quickstart's three models get the three most distinct colours."""
+"""The colour of every registered model (and the benchmarks' FFT floor) in every figure: the
+Okabe-Ito colours (colour-blind safe), blues for S4, oranges/reds for S4D, greens for HOPE."""
 
 PUBLISHED_MARKER = {"marker": "*", "color": "black", "markersize": 8}
 """How a published reference value is drawn."""
@@ -117,7 +116,7 @@ def model_colour(name: str) -> tuple:
     model's colour; an unregistered name gets a fixed colour of seaborn's `dark` palette."""
     base = name.split(" ")[0]
     if base in MODEL_COLOURS:
-        return MODEL_COLOURS[base]
+        return mpl.colors.to_rgb(MODEL_COLOURS[base])
     dark = sns.color_palette("dark", 10)
     return dark[zlib.crc32(base.encode()) % len(dark)]
 
@@ -174,7 +173,7 @@ def _figure_legend(
     fig.legend(
         handles=handles,
         loc="outside lower center",
-        ncols=min(len(handles), 4 if fig.get_figwidth() > WIDTHS["column"] else 2),
+        ncols=min(len(handles), 2 if fig.get_figwidth() > WIDTHS["column"] else 1),
         title=title,
         frameon=False,
     )
@@ -206,7 +205,8 @@ def _interval_legend(seed_counts: dict[str, list[int]]) -> list[Artist]:
     styles = variant_styles(seed_counts)
     for model, counts in sorted(seed_counts.items()):
         text = seed_text(counts)
-        label = f"{model}: {'mean ± std, ' if max(counts) > 1 else ''}{text}"
+        mean = "mean ± std" if min(counts) > 1 else "mean (± std where ≥ 2 seeds)"
+        label = f"{model}: {mean + ', ' if max(counts) > 1 else ''}{text}"
         handles.append(
             Line2D([], [], color=model_colour(model), ls=styles[model], marker="o", label=label)
         )
@@ -214,8 +214,9 @@ def _interval_legend(seed_counts: dict[str, list[int]]) -> list[Artist]:
 
 
 def _reference_handles(refs: dict[str, Reference]) -> list[Artist]:
+    """One legend entry for the dotted levels drawn (their kinds joined: `chance / trivial`)."""
     labels = sorted({r.label for r in refs.values()})
-    return [Line2D([], [], **REFERENCE_LINE, label=label) for label in labels]
+    return [Line2D([], [], **REFERENCE_LINE, label=" / ".join(labels))] if labels else []
 
 
 def _draw_reference(ax: Axes, ref: Reference | None, vertical: bool = False) -> None:
@@ -394,12 +395,12 @@ def kernels(
 
 @dataclass(frozen=True)
 class Basis:
-    """What one panel of the basis figure draws: `values` (K, T) against `t` (T,); `kind` says
-    whether they are basis functions (exp(tA)B)_n or impulse responses of K channels."""
+    """What one panel of the basis figure draws: `values` (K, T) against `t` (T,), and what they
+    are (`label`, e.g. `$(e^{tA}B)_n$` or `impulse response`)."""
 
     t: np.ndarray
     values: np.ndarray
-    kind: str  # "basis" | "impulse"
+    label: str
 
 
 @styled
@@ -419,17 +420,18 @@ def basis_functions(
         scale = np.abs(shown).max() or 1.0
         for n, row in enumerate(shown):
             ax.plot(panel.t, row / scale, color=colours[n], lw=0.9)
-        what = "$(e^{tA}B)_n$" if panel.kind == "basis" else "impulse response"
-        ax.set_title(f"{name}: {what}")
+        ax.set_title(f"{name}: {panel.label}")
         ax.set_xscale("log")
         ax.axhline(0.0, color="grey", lw=0.5)
     for ax in axes:
         ax.label_outer()
     for ax in axes[-3:]:
         ax.tick_params(labelbottom=True)
-        ax.set_xlabel("time t (in units of the timescale: lag l at step Δ is t = lΔ)")
-    for ax in axes[::3]:
-        ax.set_ylabel("value / max |value|")
+    fig.supxlabel(
+        "time t in units of the timescale (lag l at step size Δ is t = lΔ)",
+        fontsize=STYLE["axes.labelsize"],
+    )
+    fig.supylabel("value / max |value| of the panel", fontsize=STYLE["axes.labelsize"])
     handles = [
         Line2D([], [], color=colours[n], label=f"n={n} / channel {n}") for n in range(n_show)
     ]
@@ -487,7 +489,7 @@ def _plain_log_axis(ax: Axes, axis: str = "y") -> None:
 
 BENCH_QUANTITIES = (
     ("samples_per_s", "throughput (samples/s)"),
-    ("ms", "time per step (ms)"),
+    ("ms", "time per forward + backward (ms)"),
     ("peak_mem_gb", "peak memory (GB)"),
 )
 """What a benchmark figure can show; throughput where measured, else the time per step."""
