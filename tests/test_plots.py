@@ -204,7 +204,7 @@ def test_basis_figure_covers_every_registered_init_on_one_axis():
     for ax in axes:
         peak = max(np.abs(line.get_ydata()).max() for line in ax.lines)
         assert peak == pytest.approx(1.0)  # normalised per panel
-    assert [ax.get_title() for ax in axes][0] == "hope: impulse response"
+    assert axes[0].get_title() == "hope: impulse response"
 
 
 def test_hope_impulse_response_does_not_depend_on_the_step():
