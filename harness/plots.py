@@ -121,6 +121,12 @@ def model_colour(name: str) -> tuple:
     return dark[zlib.crc32(base.encode()) % len(dark)]
 
 
+def index_colours(n: int) -> list[tuple]:
+    """Colours of channels or basis indices 0..n-1: viridis without its palest end, so they
+    are never mistaken for a model's colour."""
+    return sns.color_palette("viridis", n + 1)[:n]
+
+
 def palette(names: Sequence[str]) -> dict[str, tuple]:
     """Name -> `model_colour`, sorted by name (the order of legends)."""
     return {name: model_colour(name) for name in sorted(set(names))}
@@ -376,7 +382,7 @@ def kernels(
     keys = sorted(kernel)
     n_cols = max(sum(1 for t, _ in keys if t == task) for task, _ in keys)
     fig, axes = new_figure(len(keys), width, max_cols=n_cols)
-    colours = sns.color_palette("colorblind", n_channels)
+    colours = index_colours(n_channels)
     for ax, key in zip(axes, keys, strict=True):
         initial, trained = kernel[key]
         lags = np.arange(trained.shape[1])
@@ -414,7 +420,7 @@ def basis_functions(
     `basis[model]`: a `Basis`; the first `n_show` rows are drawn.
     """
     fig, axes = new_figure(len(basis), width, max_cols=3, sharex=True, sharey=True)
-    colours = sns.color_palette("colorblind", n_show)
+    colours = index_colours(n_show)
     for ax, (name, panel) in zip(axes, basis.items(), strict=True):
         shown = panel.values[:n_show]
         scale = np.abs(shown).max() or 1.0
@@ -464,9 +470,9 @@ def hankel_singular_values(
         ax.set(
             yscale="log",
             ylim=(SV_FLOOR, 2.0),
-            title=f"{task}: Hankel singular values, mean over channels",
+            title=f"{task}: Hankel singular values",
             xlabel="index k",
-            ylabel=r"$\sigma_k / \sigma_1$",
+            ylabel=r"$\sigma_k / \sigma_1$, mean over channels",
         )
     for (task, model), label in sorted(run_labels.items()):
         handles.append(Line2D([], [], color=model_colour(model), label=f"{model}, {task}: {label}"))
