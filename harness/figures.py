@@ -112,7 +112,8 @@ def learning_curve_figures(uri: str, runs: pd.DataFrame, out: Path, pool: list[s
         frames.append(
             history.assign(value=history["value"] * (100.0 if is_accuracy(metric) else 1.0))
         )
-    history = pd.concat(frames, ignore_index=True)
+    frames = [f.astype({"step": int, "value": float}) for f in frames if not f.empty]
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if history.empty:
         log.info("no val/acc or val/loss histories: learning curves skipped")
         return []

@@ -158,7 +158,7 @@ def test_dot_plot_bars_only_with_two_seeds_and_axes_from_a_baseline():
     assert "chance (1/C) / trivial predictor (training mean)" in legend_texts(fig)
 
 
-def test_store_figures_score_each_task_by_its_objective(store):
+def test_store_figures_score_each_task_by_its_objective(store, tmp_path):
     uri, runs = store
     metrics = figures.task_metrics(runs, None)
     refs = figures.references(runs, metrics)
@@ -167,6 +167,8 @@ def test_store_figures_score_each_task_by_its_objective(store):
     adding = runs[runs["task"] == "adding"]
     history = load_histories(uri, adding, "val/loss")
     assert sorted(history["step"].unique()) == [0, 10, 20]
+    paths = figures.learning_curve_figures(uri, adding, tmp_path, [])  # regression tasks alone
+    assert_figure(paths, "learning_curves")
     labelled = figures.labelled(runs, figures.metric_values(runs, metrics), [])
     assert set(labelled.loc[labelled["task"] == "digits_noise", "model"]) == {
         f"{m} [task.noise_len={n}]" for m in ("hope", "s4d_lin") for n in (0, 64)
