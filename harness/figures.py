@@ -71,21 +71,23 @@ def labelled(runs: pd.DataFrame, values: pd.Series, pool: list[str], keys=("mode
     return runs.assign(model=names)
 
 
-def references(runs: pd.DataFrame, metrics: dict[str, str]) -> dict[str, Reference]:
-    """Per task, the level of an input-blind predictor the runs logged (`trivial/test_*`): chance
-    accuracy (%) for an accuracy metric, the training-mean MSE for a regression loss."""
+def references(
+    runs: pd.DataFrame, metrics: dict[str, str], split: str = "test"
+) -> dict[str, Reference]:
+    """Per task, the level on `split` of an input-blind predictor the runs logged
+    (`trivial/<split>_*`): chance accuracy (%) for an accuracy metric, the training-mean MSE for a
+    regression loss."""
     found = {}
     for task, metric in metrics.items():
         kind = "acc" if is_accuracy(metric) else "loss" if metric.endswith("_loss") else None
-        col = f"metrics.{TRIVIAL_PREFIX}/test_{kind}"
+        col = f"metrics.{TRIVIAL_PREFIX}/{split}_{kind}"
         objective = task_objective(runs[runs["task"] == task])
         if kind is None or col not in runs or (kind == "loss" and objective != "regression"):
             continue
         level = pd.to_numeric(runs.loc[runs["task"] == task, col], errors="coerce").mean()
         if np.isfinite(level):
-            found[task] = Reference(
-                level * (100.0 if kind == "acc" else 1.0), REFERENCE_LABELS[kind]
-            )
+            scale = 100.0 if kind == "acc" else 1.0
+            found[task] = Reference(level * scale, REFERENCE_LABELS[kind])
     return found
 
 
@@ -118,7 +120,7 @@ def learning_curve_figures(uri: str, runs: pd.DataFrame, out: Path, pool: list[s
         log.info("no val/acc or val/loss histories: learning curves skipped")
         return []
     ylabels = {t: CURVE_LABELS[o] for t, o in objectives.items()}
-    refs = references(runs, metrics)
+    refs = references(runs, metrics, "val")
     return plots.learning_curves(history, ylabels, refs, stem=out / "learning_curves")
 
 

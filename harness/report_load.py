@@ -4,8 +4,8 @@ The schema is the one `docs/interfaces.md` fixes: tags `task`, `model`, `kernel`
 family `s4` | `s4d` | `hope`), `init` (the initialization rule: HiPPO measure or `random`),
 `objective`, `seed`, `config_hash`, `sweep`, `status_reason`; params = the flattened resolved
 config plus `n_params`; metrics `best/val_acc`, `best/test_acc`, `best/test_loss`,
-`trivial/test_*`, `wall_time_s`, `perf/mean_samples_per_s`, ... Reports read only the store, never
-the training process (and, for `--sweep`, the sweep's manifest: `sweep_hashes`).
+`trivial/{val,test}_*`, `wall_time_s`, `perf/mean_samples_per_s`, ... Reports read only the store,
+never the training process (and, for `--sweep`, the sweep's manifest: `sweep_hashes`).
 
 The frame has typed core columns (`CORE_COLUMNS`) and keeps MLflow's own `metrics.<name>`,
 `params.<name>` and `tags.<name>` columns, so any metric, param or tag can be used as a metric

@@ -307,7 +307,8 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> di
         if run is not None and plan.action == "fresh":
             run.log_params({"n_params": str(n_params)})
             run.set_tags({"objective": data.info.objective})
-            run.log_metrics(trivial_metrics(data.info, data.train, data.test), 0)
+            evaluated = {"val": data.val, "test": data.test}
+            run.log_metrics(trivial_metrics(data.info, data.train, evaluated), 0)
             _write_artifact(run, directory / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
             groups = models.optim.describe_groups(trainer.module, trainer.optimizer.param_groups)
             _write_artifact(run, directory / GROUPS_FILE, json.dumps(groups, indent=2))

@@ -14,8 +14,8 @@ Contents of experiment `ssm-bench` (best/test_acc as fractions, as the runner lo
   (init legs, 6 epochs) seeds 0, 1 = .1587 .1558; s4d_legs (init legs, 2 epochs) seed 0 = .1577;
   hope (init random) seeds 0, 1 = .1612 .1598. The trivial predictor's MSE is 1/6.
 Classification runs log val/acc at steps 0, 10, 20 (0.3, 0.4 + 0.1 * acc, acc), regression runs
-val/loss (0.5, 0.3, loss); every finished run logs the perf metrics and `trivial/test_*` (chance
-1/10 for classification). The seed-2 run of s4d_lin on listops differs from its seeds in
+val/loss (0.5, 0.3, loss); every finished run logs the perf metrics and `trivial/{val,test}_*`
+(chance 1/10 for classification). The seed-2 run of s4d_lin on listops differs from its seeds in
 operational keys only (trainer.progress, paths.runs_dir), which never split a cell.
 All runs but the s4_legs ones are tagged sweep=sw1.
 """
@@ -83,6 +83,7 @@ def specs() -> list[Spec]:
 
 
 TRIVIAL_ADDING_MSE = 1 / 6
+TRIVIAL_ADDING_VAL_MSE = 0.17
 CHANCE = 0.1
 
 
@@ -122,6 +123,7 @@ def build_store(root: Path) -> str:
                 "best/test_loss": spec.acc,
                 "best/val_loss": spec.acc - 0.001,
                 "trivial/test_loss": TRIVIAL_ADDING_MSE,
+                "trivial/val_loss": TRIVIAL_ADDING_VAL_MSE,
             }
         elif spec.acc is not None:
             for step, value in ((0, 0.3), (10, 0.4 + 0.1 * spec.acc), (20, spec.acc)):
@@ -131,6 +133,7 @@ def build_store(root: Path) -> str:
                 "best/val_acc": spec.acc + 0.01,
                 "best/test_loss": 2.0 - spec.acc,
                 "trivial/test_acc": CHANCE,
+                "trivial/val_acc": CHANCE,
             }
         if spec.acc is not None:
             final |= {"wall_time_s": 10.0 + i, "perf/mean_samples_per_s": 100.0}

@@ -10,7 +10,7 @@ import pytest
 import torch
 from matplotlib.collections import PolyCollection
 from PIL import Image
-from report_store import CHANCE, TRIVIAL_ADDING_MSE, build_store
+from report_store import CHANCE, TRIVIAL_ADDING_MSE, TRIVIAL_ADDING_VAL_MSE, build_store
 from scipy.special import eval_legendre
 
 import models
@@ -164,6 +164,8 @@ def test_store_figures_score_each_task_by_its_objective(store, tmp_path):
     refs = figures.references(runs, metrics)
     assert refs["adding"].value == pytest.approx(TRIVIAL_ADDING_MSE)
     assert refs["listops"].value == pytest.approx(100 * CHANCE)
+    curves = figures.references(runs, metrics, "val")  # learning curves follow the val split
+    assert curves["adding"].value == pytest.approx(TRIVIAL_ADDING_VAL_MSE)
     adding = runs[runs["task"] == "adding"]
     history = load_histories(uri, adding, "val/loss")
     assert sorted(history["step"].unique()) == [0, 10, 20]

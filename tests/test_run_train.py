@@ -219,7 +219,12 @@ def test_trivial_metrics_are_chance_and_the_training_mean_mse():
     train = TensorDataset(x, torch.tensor([[1.0], [2.0], [3.0]]))  # mean 2
     test = TensorDataset(x[:2], torch.tensor([[2.0], [5.0]]))  # errors 0 and 3
     regression = TaskInfo("r", "real", 1, 1, 5, objective="regression")
-    assert trivial_metrics(regression, train, test) == {"trivial/test_loss": 4.5}
+    splits = {"val": train, "test": test}  # val: errors -1, 0, 1
+    expected = {"trivial/val_loss": 2 / 3, "trivial/test_loss": 4.5}
+    assert trivial_metrics(regression, train, splits) == pytest.approx(expected)
     classes = TaskInfo("c", "tokens", 4, 8, 5)
-    assert trivial_metrics(classes, train, test) == {"trivial/test_acc": 0.125}
-    assert trivial_metrics(regression, [], test) == {}  # targets not in memory: nothing
+    assert trivial_metrics(classes, train, splits) == {
+        "trivial/val_acc": 0.125,
+        "trivial/test_acc": 0.125,
+    }
+    assert trivial_metrics(regression, [], splits) == {}  # targets not in memory: nothing
