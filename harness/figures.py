@@ -328,7 +328,10 @@ def initial_bases(N: int) -> dict[str, Basis]:
 
 def basis_figure(N: int, out: Path) -> list[Path]:
     """`basis_functions.{pdf,png}`: every registered model's initialization (HTTYH)."""
-    subtitle = f"basis function n or HOPE channel (state size N = {N}; random inits: one draw)"
+    subtitle = (
+        f"basis function n or HOPE channel; state size N = {N}; random inits: one draw; "
+        "t in units of the timescale"
+    )
     bases = initial_bases(N)
     return plots.basis_functions(
         bases, n_show=BASIS_SHOWN, subtitle=subtitle, stem=out / "basis_functions"

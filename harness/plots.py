@@ -433,10 +433,7 @@ def basis_functions(
         ax.label_outer()
     for ax in axes[-3:]:
         ax.tick_params(labelbottom=True)
-    fig.supxlabel(
-        "time t in units of the timescale (lag l at step size Δ is t = lΔ)",
-        fontsize=STYLE["axes.labelsize"],
-    )
+        ax.set_xlabel("time t (lag l at step size Δ: t = lΔ)")
     fig.supylabel("value / max |value| of the panel", fontsize=STYLE["axes.labelsize"])
     handles = [
         Line2D([], [], color=colours[n], label=f"n={n} / channel {n}") for n in range(n_show)

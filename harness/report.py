@@ -142,7 +142,12 @@ def parser() -> argparse.ArgumentParser:
         help="benchmark CSVs of harness.bench (for --plots)",
     )
     p.add_argument("--kernel-len", type=int, default=256, help="kernel length L in the figures")
-    p.add_argument("--basis-state", type=int, default=64, help="state size N of the basis figure")
+    p.add_argument(
+        "--basis-state",
+        type=int,
+        default=16,
+        help="state size N of the basis figure (larger N: S4D-Inv/LegS oscillate too fast to draw)",
+    )
     return p
 
 
