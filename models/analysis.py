@@ -2,6 +2,7 @@
 
 - `basis_functions`: the impulse response exp(tA)B of a continuous-time system, i.e. the basis
   functions an initialization projects its input onto (HTTYH, arXiv 2206.12037, Sec. 3).
+- `basis_functions_at`: the same at arbitrary times (a log-spaced grid).
 - `hankel_singular_values`: singular values of the Hankel matrix [K_{i+j}] of a kernel, the HOPE
   paper's (arXiv 2405.13975) diagnostic of how many states a kernel effectively uses.
 """
@@ -27,6 +28,16 @@ def basis_functions(A: np.ndarray, B: np.ndarray, t_max: float, num: int) -> np.
         for i in range(1, num):
             out[i] = step @ out[i - 1]
     return out
+
+
+def basis_functions_at(A: np.ndarray, B: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """exp(t_i A) B at arbitrary times t (T,), e.g. a log-spaced grid: (N, N), (N,) -> (T, N).
+
+    One matrix exponential per time (scipy's scaling and squaring), so no error accumulates
+    between far-apart points.
+    """
+    A = np.asarray(A)
+    return np.stack([scipy.linalg.expm(A * ti) @ B for ti in np.asarray(t, dtype=float)])
 
 
 def hankel_matrix(kernel: Tensor) -> Tensor:

@@ -82,13 +82,23 @@ class HopeLegsOptions(HopeOptions):
     legs_horizon: float = 1.0  # the Markov parameters sample LegS with step legs_horizon / M
 
 
+KERNEL_FAMILIES = {"dplr": "s4", "diagonal": "s4d", "hope": "hope"}
+"""The model family each kernel kind belongs to: S4 (DPLR), S4D (diagonal), HOPE (Hankel)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """kernel: "dplr" | "diagonal" | "hope"; init: the initialization rule; options: defaults."""
+    """kernel: "dplr" | "diagonal" | "hope"; init: the initialization rule (the HiPPO measure
+    `legs` | `fout` | `inv` | `lin`, or `random`); options: defaults."""
 
     kernel: str
     init: str
     options: LayerOptions
+
+    @property
+    def family(self) -> str:
+        """`s4` | `s4d` | `hope`: the kernel's family (`KERNEL_FAMILIES`), the run tag `kernel`."""
+        return KERNEL_FAMILIES[self.kernel]
 
 
 MODELS: Registry = Registry("model")

@@ -10,7 +10,13 @@ Contents of experiment `ssm-bench` (best/test_acc as fractions, as the runner lo
 - s4_legs (init legs): seed 0 on all six LRA tasks = .40 .60 .70 .80 .90 .50 (LRA avg 65.00).
 - digits_noise runs of s4d_lin and hope for noise lengths 0 and 64 (param task.noise_len),
   seeds 0, 1.
-Every finished run logs val/acc at steps 0, 10, 20 (0.3, 0.4 + 0.1 * acc, acc) and the perf metrics.
+- adding (regression: tag objective=regression, metric best/test_loss, the test MSE): s4_legs
+  (init legs, 6 epochs) seeds 0, 1 = .1587 .1558; s4d_legs (init legs, 2 epochs) seed 0 = .1577;
+  hope (init random) seeds 0, 1 = .1612 .1598. The trivial predictor's MSE is 1/6.
+Classification runs log val/acc at steps 0, 10, 20 (0.3, 0.4 + 0.1 * acc, acc), regression runs
+val/loss (0.5, 0.3, loss); every finished run logs the perf metrics and `trivial/{val,test}_*`
+(chance 1/10 for classification). The seed-2 run of s4d_lin on listops differs from its seeds in
+operational keys only (trainer.progress, paths.runs_dir), which never split a cell.
 All runs but the s4_legs ones are tagged sweep=sw1.
 """
 
@@ -29,13 +35,19 @@ class Spec:
     init: str
     task: str
     seed: int
-    acc: float | None
+    acc: float | None  # best/test_acc, or best/test_loss of a regression task
     status: str = "FINISHED"
     reason: str | None = None
     freeze_a: bool = False
     noise_len: int | None = None
     sweep: str | None = "sw1"
     config_hash: str | None = None
+    epochs: int | None = None
+    regression: bool = False
+
+    @property
+    def kernel(self) -> str:
+        return self.model.split("_")[0]
 
 
 def specs() -> list[Spec]:
@@ -60,7 +72,19 @@ def specs() -> list[Spec]:
             for seed in (0, 1):
                 acc = base - drop + 0.01 * seed
                 out.append(Spec(model, init, "digits_noise", seed, acc, noise_len=noise_len))
+    for model, init, epochs, losses in (
+        ("s4_legs", "legs", 6, [0.1587, 0.1558]),
+        ("s4d_legs", "legs", 2, [0.1577]),
+        ("hope", "random", 6, [0.1612, 0.1598]),
+    ):
+        for seed, loss in enumerate(losses):
+            out.append(Spec(model, init, "adding", seed, loss, epochs=epochs, regression=True))
     return out
+
+
+TRIVIAL_ADDING_MSE = 1 / 6
+TRIVIAL_ADDING_VAL_MSE = 0.17
+CHANCE = 0.1
 
 
 def build_store(root: Path) -> str:
@@ -74,6 +98,8 @@ def build_store(root: Path) -> str:
         run = client.create_run(exp, start_time=start)
         h = spec.config_hash or f"h{i:04d}"
         tags = {"task": spec.task, "model": spec.model, "init": spec.init, "seed": str(spec.seed)}
+        tags |= {"kernel": spec.kernel}
+        tags |= {"objective": "regression" if spec.regression else "classification"}
         tags |= {"config_hash": h} | ({"sweep": spec.sweep} if spec.sweep else {})
         tags |= {"status_reason": spec.reason} if spec.reason else {}
         params = {
@@ -84,16 +110,33 @@ def build_store(root: Path) -> str:
         }
         if spec.noise_len is not None:
             params["task.noise_len"] = str(spec.noise_len)
+        if spec.epochs is not None:
+            params["trainer.max_epochs"] = str(spec.epochs)
+        operational = spec.model == "s4d_lin" and spec.task == "listops" and spec.seed == 2
+        params["trainer.progress"] = "true" if operational else "false"
+        params["paths.runs_dir"] = f"/elsewhere/runs{spec.seed}" if operational else "/runs"
         metrics = []
-        if spec.acc is not None:
+        if spec.acc is not None and spec.regression:
+            for step, value in ((0, 0.5), (10, 0.3), (20, spec.acc)):
+                metrics.append(Metric("val/loss", value, start, step))
+            final = {
+                "best/test_loss": spec.acc,
+                "best/val_loss": spec.acc - 0.001,
+                "trivial/test_loss": TRIVIAL_ADDING_MSE,
+                "trivial/val_loss": TRIVIAL_ADDING_VAL_MSE,
+            }
+        elif spec.acc is not None:
             for step, value in ((0, 0.3), (10, 0.4 + 0.1 * spec.acc), (20, spec.acc)):
                 metrics.append(Metric("val/acc", value, start, step))
             final = {
                 "best/test_acc": spec.acc,
                 "best/val_acc": spec.acc + 0.01,
-                "wall_time_s": 10.0 + i,
-                "perf/mean_samples_per_s": 100.0,
+                "best/test_loss": 2.0 - spec.acc,
+                "trivial/test_acc": CHANCE,
+                "trivial/val_acc": CHANCE,
             }
+        if spec.acc is not None:
+            final |= {"wall_time_s": 10.0 + i, "perf/mean_samples_per_s": 100.0}
             metrics += [Metric(k, v, start, 20) for k, v in final.items()]
         client.log_batch(
             run.info.run_id,

@@ -4,6 +4,7 @@ Expected numbers are computed here from the raw per-seed values with the `statis
 the t-test closed forms, independently of the pandas/scipy code under test.
 """
 
+import json
 import math
 import re
 import shutil
@@ -20,7 +21,7 @@ from scipy import stats
 from common import UserError
 from harness.report import command as report
 from harness.report.format import to_csv, to_frame, to_latex, to_markdown, to_terminal
-from harness.report.load import RunFilter, dedup, load_runs
+from harness.report.load import RunFilter, dedup, load_runs, sweep_hashes
 from harness.report.published import load_published
 from harness.report.stats import compare, lra_average
 from harness.report.tables import ablation_table, excluded_table, leaderboard_table
@@ -46,9 +47,16 @@ def board(runs):
     return leaderboard_table(runs.kept, "best/test_acc", load_published(), min_seeds=3)
 
 
-def _fmt(values):
-    """`mean ± std` as the tables print it, from the statistics module."""
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+@pytest.fixture(scope="module")
+def auto_board(runs):
+    """The leaderboard scoring each task by its objective (no --metric)."""
+    return leaderboard_table(runs.kept, None, load_published(), min_seeds=3)
+
+
+def _fmt(values, places):
+    """`mean ± std` at `places` decimals, from the statistics module (the places are worked out
+    by hand in each test: 3 significant digits of the mean, or the std's first digit)."""
+    return f"{statistics.mean(values):.{places}f} ± {statistics.stdev(values):.{places}f}"
 
 
 def test_load_is_typed_and_dedup_keeps_the_finished_resubmission(runs):
@@ -90,12 +98,7 @@ def test_leaderboard_numbers_in_csv(board):
     assert ours.loc["hope", "listops_n"] == 2 and ours.loc["s4d_lin", "listops_n"] == 3
     # The failed seed-0 run of hope on text is not counted: one seed, no std.
     assert ours.loc["hope", "text_n"] == 1 and math.isnan(ours.loc["hope", "text_std"])
-    assert ours["listops_best"].to_dict() == {
-        "hope": True,
-        "s4_legs": False,
-        "s4d_inv": False,
-        "s4d_lin": False,
-    }
+    assert ours["listops_best"].sum() == 1 and bool(ours.loc["hope", "listops_best"])
     assert bool(ours.loc["s4d_lin", "text_best"])
     assert (
         bool(ours.loc["hope", "listops_few_seeds"]) and not ours.loc["s4d_lin", "listops_few_seeds"]
@@ -106,9 +109,9 @@ def test_leaderboard_numbers_in_csv(board):
     )
     assert ours.drop(index="s4_legs")["LRA avg_mean"].isna().all()
     pub = frame[frame["published"]].set_index("model")
-    assert pub.loc["S4D-Lin [3]", "listops_mean"] == 60.52
-    assert pub.loc["S4D-Lin [3]", "listops_std"] == 0.51
-    assert math.isnan(pub.loc["S4D-Lin [3]", "pathx_mean"])  # reported as failed ("x")
+    assert pub.loc["S4D-Lin [4]", "listops_mean"] == 60.52
+    assert pub.loc["S4D-Lin [4]", "listops_std"] == 0.51
+    assert math.isnan(pub.loc["S4D-Lin [4]", "pathx_mean"])  # reported as failed ("x")
     assert pub.loc["S4-LegS [1]", "LRA avg_mean"] == pytest.approx(
         statistics.mean([59.60, 86.82, 90.90, 88.65, 94.20, 96.35])
     )
@@ -116,18 +119,19 @@ def test_leaderboard_numbers_in_csv(board):
 
 def test_leaderboard_in_markdown_terminal_and_latex(board):
     md, term, tex = to_markdown(board), to_terminal(board), to_latex(board)
-    hope = _fmt(HOPE_LISTOPS)
+    hope = _fmt(HOPE_LISTOPS, 1)  # 57.0 ± 2.8: three digits of 57
     assert f"| hope | **{hope}** (2)† |" in md
-    assert f"| s4d_lin | {_fmt(S4D_LIN_LISTOPS)} (3) | **{_fmt(S4D_LIN_TEXT)}** (3) |" in md
-    assert "*S4D-Lin [3] (published)*" in md and "60.52 ± 0.51" in md
-    assert "[3] S4D 2206.11893" in md
-    assert "1-4 seeds per cell" in md  # digits_noise: 2 noise lengths x 2 seeds per model
+    row = f"| s4d_lin | {_fmt(S4D_LIN_LISTOPS, 1)} (3) | **{_fmt(S4D_LIN_TEXT, 1)}** (3) |"
+    assert row in md
+    assert "*S4D-Lin [4] (published)*" in md and "60.52 ± 0.51" in md  # as the paper prints it
+    assert "[4] S4D 2206.11893" in md
+    assert "1-3 seeds per cell" in md  # the digits_noise cells are split by noise length
     assert "LRA avg: mean over the six LRA tasks, computed only for rows that have all six" in md
     assert re.search(rf"hope\s+\*{re.escape(hope)}\* \(2\)†", term)
-    assert "s4d_inv" in term and "54.00 ± 2.65 (3)" in term
-    assert r"hope & $\mathbf{57.00 \pm 2.83}$\,{\scriptsize (2)}$^\dagger$" in tex
-    assert r"\textit{S4D-Lin [3] (published)} & $60.52 \pm 0.51$" in tex
-    assert "best/test\\_acc" in tex and "1-4 seeds per cell" in tex
+    assert "s4d_inv" in term and "54.0 ± 2.6 (3)" in term
+    assert r"hope & $\mathbf{57.0 \pm 2.8}$\,{\scriptsize (2)}$^\dagger$" in tex
+    assert r"\textit{S4D-Lin [4] (published)} & $60.52 \pm 0.51$" in tex
+    assert "best/test\\_acc" in tex and "1-3 seeds per cell" in tex
 
 
 def _check_latex_structure(tex: str) -> None:
@@ -183,7 +187,8 @@ def _welch_p(a, b):
 
 
 def test_ablation_against_baseline(runs):
-    table = ablation_table(runs.kept, "best/test_acc", ["init", "task"], {"init": "lin"}, 3)
+    lra = runs.kept[runs.kept["task"] != "digits_noise"]  # whose cells mix two noise lengths
+    table = ablation_table(lra, "best/test_acc", ["init", "task"], {"init": "lin"}, 3)
     frame = to_frame(table).set_index(["init", "task"])
     inv = frame.loc[("inv", "listops")]
     assert inv["best/test_acc_mean"] == pytest.approx(statistics.mean(S4D_INV_LISTOPS))
@@ -200,7 +205,7 @@ def test_ablation_against_baseline(runs):
     assert bool(frame.loc[("hope", "listops"), "best/test_acc_best"])
     assert not frame.loc[("inv", "listops"), "best/test_acc_best"]
     md = to_markdown(table)
-    assert "| inv | listops | 54.00 ± 2.65 (3) | +2.00 | paired t |" in md
+    assert "| inv | listops | 54.0 ± 2.6 (3) | +2.0 | paired t |" in md
     assert "paired t-test on matched seeds" in md
     _check_latex_structure(to_latex(table))
 
@@ -236,16 +241,20 @@ def test_lra_average_needs_complete_rows():
 
 
 def test_excluded_runs_are_listed_with_reasons(runs):
-    table = excluded_table(runs.kept, runs.dropped, "best/test_acc")
+    table = excluded_table(runs.kept, runs.dropped, None)
     reasons = {(r.labels[1], r.labels[2], r.labels[4]): r.labels[5] for r in table.rows}
     assert reasons[("text", "hope", "FAILED")] == "non-finite loss at step 37"
     assert reasons[("listops", "hope", "KILLED")].startswith("resubmission of dup0")
-    assert len(table.rows) == 2
+    assert len(table.rows) == 2  # every task scored by its objective: nothing else left out
+    forced = excluded_table(runs.kept, runs.dropped, "best/test_acc")
+    no_acc = [r.labels for r in forced.rows if r.labels[5] == "metric best/test_acc not logged"]
+    assert len(no_acc) == 5 and {r[1] for r in no_acc} == {"adding"}
 
 
 def test_filters(store):
     sweep = load_runs(store, RunFilter(sweeps=("sw1",)))
-    assert "s4_legs" not in set(sweep["model"]) and len(sweep) == len(specs()) - 6
+    assert len(sweep) == len(specs()) - 6 and sweep["sweep"].eq("sw1").all()
+    assert set(sweep.loc[sweep["model"] == "s4_legs", "task"]) == {"adding"}
     hope = load_runs(store, RunFilter(tags={"model": "hope"}))
     assert set(hope["model"]) == {"hope"}
     failed = load_runs(store, RunFilter(statuses=("FAILED",)))
@@ -281,11 +290,12 @@ def test_published_file(tmp_path):
 def test_cli_writes_tables_and_reports_user_errors(store, tmp_path, capsys):
     out = tmp_path / "results"
     args = ["--tracking-uri", store, "--out", str(out), "--seeds", "3"]
-    assert report.main([*args, "--group-by", "init,task", "--baseline", "init=lin"]) == 0
+    keys = "kernel,init,task,task.noise_len"
+    assert report.main([*args, "--group-by", keys, "--baseline", "init=lin"]) == 0
     printed = capsys.readouterr().out
-    assert "Leaderboard" in printed and "*57.00 ± 2.83* (2)†" in printed
+    assert "Leaderboard" in printed and "*57.0 ± 2.8* (2)†" in printed
     assert "non-finite loss at step 37" in printed
-    for name in ("leaderboard", "ablation_init_task"):
+    for name in ("leaderboard", "ablation_kernel_init_task_task-noise_len"):
         for ext in ("md", "tex", "csv"):
             assert (out / f"{name}.{ext}").stat().st_size > 0
     assert "non-finite loss at step 37" in (out / "leaderboard.md").read_text()
@@ -316,5 +326,149 @@ def test_store_where_every_run_failed(tmp_path, capsys):
     client.set_terminated(run.info.run_id, "FAILED")
     assert report.main(["--tracking-uri", uri, "--out", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "No FINISHED run logs the metric best/test_acc" in md
+    assert "No FINISHED run logs best/test_acc; see the excluded runs" in md
     assert "| hope | 0 | FAILED | OOM at step 3 |" in md
+
+
+ADDING_S4_LEGS = [0.1587, 0.1558]  # 6 epochs
+ADDING_S4D_LEGS = [0.1577]  # 2 epochs
+ADDING_HOPE = [0.1612, 0.1598]
+
+
+def test_the_issue_command_refuses_a_cell_of_two_model_families(store, tmp_path, capsys):
+    """`--group-by init,task --baseline init=legs`: s4_legs and s4d_legs share init=legs on adding
+    (and trained 6 vs 2 epochs): exit 2 naming the cell and the fix, and no file written."""
+    out = tmp_path / "out"
+    argv = ["--tracking-uri", store, "--out", str(out), "--tag", "task=adding"]
+    assert report.main([*argv, "--group-by", "init,task", "--baseline", "init=legs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: cell (init=legs, task=adding) mixes model=s4_legs|s4d_legs, "
+        "trainer.max_epochs=2|6; add model,trainer.max_epochs to --group-by or pass "
+        "--pool model,trainer.max_epochs"
+    )
+    assert not out.exists()
+
+
+def test_pool_pools_on_purpose_and_group_by_model_separates(runs):
+    adding = runs.kept[runs.kept["task"] == "adding"]
+    pooled = ablation_table(adding, None, ["init", "task"], {}, 1, ["model", "trainer.max_epochs"])
+    legs = to_frame(pooled).set_index("init").loc["legs"]
+    assert legs["best/test_loss_n"] == 3
+    assert legs["best/test_loss_mean"] == pytest.approx(
+        statistics.mean(ADDING_S4_LEGS + ADDING_S4D_LEGS)
+    )
+    assert "Pooled on purpose (--pool): model, trainer.max_epochs." in pooled.notes
+    with pytest.raises(UserError, match=r"mixes trainer.max_epochs=2\|6"):
+        ablation_table(adding, None, ["init", "task"], {}, 1, ["model"])
+    split = to_frame(ablation_table(adding, None, ["model", "task"], {}, 1)).set_index("model")
+    assert split["best/test_loss_n"].to_dict() == {"hope": 2, "s4_legs": 2, "s4d_legs": 1}
+
+
+def test_operational_keys_never_split_a_cell(board):
+    """s4d_lin's listops seed 2 logged another trainer.progress and paths.runs_dir."""
+    labels = [r.labels[0] for r in board.rows if not r.published]
+    assert "s4d_lin" in labels and not any(lab.startswith("s4d_lin [trainer") for lab in labels)
+    assert to_frame(board).set_index("model").loc["s4d_lin", "listops_n"] == 3
+
+
+def test_leaderboard_splits_a_mixed_cell_by_the_differing_key(board):
+    """The digits_noise runs of one model ran at noise lengths 0 and 64: two rows, not one."""
+    frame = to_frame(board).set_index("model")
+    for length, drop in ((0, 0.0), (64, 0.3)):
+        row = frame.loc[f"s4d_lin [task.noise_len={length}]"]
+        assert row["digits_noise_n"] == 2
+        assert row["digits_noise_mean"] == pytest.approx(
+            statistics.mean([90 - drop * 100, 91 - drop * 100])
+        )
+    assert math.isnan(frame.loc["s4d_lin", "digits_noise_mean"])
+    assert any("mixes task.noise_len=0|64" in note for note in board.notes)
+
+
+def test_classification_and_regression_each_with_their_own_metric(auto_board):
+    board = auto_board
+    frame = to_frame(board).set_index("model")
+    assert frame.loc["s4d_lin", "listops_mean"] == pytest.approx(statistics.mean(S4D_LIN_LISTOPS))
+    assert frame.loc["s4_legs", "adding_mean"] == pytest.approx(statistics.mean(ADDING_S4_LEGS))
+    assert frame.loc["hope", "adding_std"] == pytest.approx(statistics.stdev(ADDING_HOPE))
+    # Lower is better for the MSE: s4_legs (0.15725) is bold, not hope (0.1605).
+    assert bool(frame.loc["s4_legs", "adding_best"]) and not frame.loc["hope", "adding_best"]
+    assert "test MSE, lower is better (MLflow metric best/test_loss" in board.caption
+    assert "higher is better (MLflow metric best/test_acc" in board.caption
+    assert board.caption.index("best/test_loss") < board.caption.index("on adding")
+
+
+def test_significant_digits_in_every_text_format(auto_board):
+    """0.1577 (one seed) prints as 0.158; 0.15725 ± 0.00205 as 0.157 ± 0.002 (the std's first
+    digit sets the place), the same in Markdown, LaTeX and the terminal; --digits 4 keeps more."""
+    board = auto_board
+    md, tex, term = to_markdown(board), to_latex(board), to_terminal(board)
+    assert "| s4d_legs |" in md and "0.158 (1)" in md
+    assert "**0.157 ± 0.002** (2)" in md
+    assert r"$\mathbf{0.157 \pm 0.002}$" in tex and "$0.158$" in tex
+    assert "*0.157 ± 0.002* (2)" in term and "0.158 (1)" in term
+    assert "0.1605 ± 0.0010 (2)" in md  # std 0.00099: its first digit is in the 4th place
+    board.digits = 4
+    try:
+        assert "**0.1573 ± 0.0021** (2)" in to_markdown(board) and "0.1577 (1)" in to_terminal(
+            board
+        )
+    finally:
+        board.digits = 3
+
+
+def test_delta_and_paired_test_follow_a_lower_is_better_metric(runs):
+    adding = runs.kept[runs.kept["task"] == "adding"]
+    table = ablation_table(adding, None, ["model", "task"], {"model": "s4_legs"}, 2)
+    frame = to_frame(table).set_index("model")
+    hope = frame.loc["hope"]
+    assert hope["Δ vs baseline"] == pytest.approx(
+        statistics.mean(ADDING_HOPE) - statistics.mean(ADDING_S4_LEGS)
+    )
+    assert hope["test"] == "paired t"
+    assert hope["p"] == pytest.approx(_paired_p(ADDING_HOPE, ADDING_S4_LEGS), rel=1e-10)
+    assert bool(frame.loc["s4_legs", "best/test_loss_best"])  # the lowest loss
+    assert "| hope | adding | 0.1605 ± 0.0010 (2) | +0.0033 | paired t |" in to_markdown(table)
+
+
+def test_an_empty_requested_table_exits_2(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--tracking-uri", store, "--out", str(out), "--tag", "task=adding"]
+    assert report.main([*argv, "--metric", "best/test_acc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no FINISHED run logs best/test_acc (--metric)")
+    assert "best/test_loss" in err and not out.exists()
+    assert report.main([*argv]) == 0  # scored by its objective: the MSE
+    assert "0.157 ± 0.002" in (out / "leaderboard.md").read_text()
+
+
+def test_sweep_resolves_through_its_manifest_like_status(store, tmp_path):
+    """A resubmitted finished sweep (new id, nothing submitted) lists the points it covers in its
+    manifest: `--sweep <new id>` finds their runs, tagged with the first sweep's id, and
+    `harness.status` shows the same runs."""
+    from harness.layout import RUN_ID_FILE
+    from harness.status import status_table
+
+    runs = load_runs(store, RunFilter(tags={"task": "adding"}))
+    points = []
+    for i, run in enumerate(runs.itertuples()):
+        directory = tmp_path / "runs" / run.config_hash
+        directory.mkdir(parents=True)
+        (directory / RUN_ID_FILE).write_text(run.run_id)
+        points.append(
+            {"index": i, "config_hash": run.config_hash, "run_dir": str(directory)}
+            | {"label": f"model={run.model} seed={run.seed}", "action": "skip"}
+        )
+    manifest = tmp_path / "sweeps" / "resubmitted" / "sweep.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps({"sweep": "resubmitted", "tracking_uri": store, "points": points})
+    )
+    hashes = sweep_hashes(tmp_path / "sweeps", ("resubmitted",))
+    found = load_runs(store, RunFilter(sweeps=("resubmitted",), sweep_points=hashes))
+    assert set(found["run_id"]) == set(runs["run_id"]) and set(found["sweep"]) == {"sw1"}
+    status = status_table(manifest)
+    assert set(status["hash"]) == set(found["config_hash"])
+    assert set(status["state"]) == {"finished"}
+    with pytest.raises(UserError, match="match the filters"):
+        load_runs(store, RunFilter(sweeps=("resubmitted",)))  # the tag alone knows no such sweep

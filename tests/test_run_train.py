@@ -17,7 +17,8 @@ from harness.run.config import config_hash, flatten
 from harness.run.point import execute, point_state, run_dir
 from harness.run.train import NonFiniteLoss
 
-TAGS = {"task", "model", "init", "seed", "config_hash", "git_commit", "host", "device"}
+TAGS = {"task", "model", "kernel", "init", "objective", "seed", "config_hash", "git_commit"}
+TAGS |= {"host", "device"}
 TAGS |= {"world_size", "effective_batch_size", "requeues"}
 STEP_METRICS = {"train/loss", "train/acc", "lr/default", "perf/samples_per_s"}
 EVAL_METRICS = {"val/loss", "val/acc", "test/loss", "test/acc", "epoch"}
@@ -36,7 +37,9 @@ def test_every_registered_model_finishes_a_short_run(model, make_cfg, tracking_e
     summary = execute(make_cfg(f"model={model}"))
     (run,) = _runs(tracking_env.uri)
     assert run.info.status == "FINISHED"
-    assert run.data.tags["model"] == model and run.data.tags["init"] == models.MODELS[model]().init
+    spec = models.MODELS[model]()
+    assert run.data.tags["model"] == model and run.data.tags["init"] == spec.init
+    assert run.data.tags["kernel"] == spec.family == model.split("_")[0]
     assert set(run.data.metrics) >= STEP_METRICS | EVAL_METRICS | FINAL_METRICS
     assert 0.0 <= summary["best/test_acc"] <= 1.0
     assert int(run.data.params["n_params"]) == summary["n_params"] > 0
@@ -205,3 +208,24 @@ def test_compiled_training_matches_eager_training(make_cfg, tracking_env, monkey
     assert eager["step"] == compiled["step"] == 2
     for key, value in eager["model"].items():
         torch.testing.assert_close(compiled["model"][key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_trivial_metrics_are_chance_and_the_training_mean_mse():
+    from torch.utils.data import TensorDataset
+
+    from harness.run.metrics import trivial_metrics
+    from tasks import TaskInfo
+
+    x = torch.zeros(3, 5, 1)
+    train = TensorDataset(x, torch.tensor([[1.0], [2.0], [3.0]]))  # mean 2
+    test = TensorDataset(x[:2], torch.tensor([[2.0], [5.0]]))  # errors 0 and 3
+    regression = TaskInfo("r", "real", 1, 1, 5, objective="regression")
+    splits = {"val": train, "test": test}  # val: errors -1, 0, 1
+    expected = {"trivial/val_loss": 2 / 3, "trivial/test_loss": 4.5}
+    assert trivial_metrics(regression, train, splits) == pytest.approx(expected)
+    classes = TaskInfo("c", "tokens", 4, 8, 5)
+    assert trivial_metrics(classes, train, splits) == {
+        "trivial/val_acc": 0.125,
+        "trivial/test_acc": 0.125,
+    }
+    assert trivial_metrics(regression, [], splits) == {}  # targets not in memory: nothing

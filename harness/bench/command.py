@@ -278,15 +278,33 @@ def run_suite(args: argparse.Namespace, suite: str, device: torch.device) -> pd.
     return add_floor_ratios(pd.DataFrame(rows))
 
 
+PLOT_COLUMNS = ("device", "suite", "model", "impl", "dtype", "B", "H", "N", "L", "status")
+PLOT_COLUMNS += ("ms", "samples_per_s", "peak_mem_gb")
+"""The CSV columns a benchmark figure reads."""
+
+
+def plot_title(table: pd.DataFrame, name: str) -> str:
+    """`layer benchmark on cpu: B=4, H=64, N=64, L=4096 (layer_cpu_b4)`: suite, device, shape
+    (the length only when there is one) and the CSV's name; `reference kernel sums` when so."""
+    shape = [f"{k}={'/'.join(str(v) for v in sorted(table[k].unique()))}" for k in "BHN"]
+    lengths = sorted(table["L"].unique())
+    shape += [f"L={lengths[0]}"] if len(lengths) == 1 else []
+    impl = ", reference kernel sums" if set(table["impl"]) == {"reference"} else ""
+    suite = "/".join(sorted(table["suite"].unique()))
+    device = "/".join(sorted(table["device"].unique()))
+    return f"{suite} benchmark on {device}{impl}: {', '.join(shape)} ({name})"
+
+
 def plot(table: pd.DataFrame, stem: Path) -> list[Path]:
-    """Throughput and peak memory against L (`harness.report.plots.bench_scaling`) at
-    `<stem>.pdf/.png`; rows of the reference sums are labelled `<model> (reference)`."""
+    """The figure of one benchmark CSV (`harness.report.plots.bench_scaling`: lines against L with
+    two or more lengths, bars at one) at `<stem>.pdf/.png`, from the rows that ran; none if none
+    did."""
     from harness.report import plots  # matplotlib and seaborn are imported only for a figure
 
-    ok = table[table["status"] == "ok"].copy()
-    reference = ok["impl"] == "reference"
-    ok.loc[reference, "model"] = ok.loc[reference, "model"] + " (reference)"
-    return plots.bench_scaling(ok, stem=stem)
+    ok = table[table["status"] == "ok"]
+    if ok.empty:
+        return []
+    return plots.bench_scaling(ok, plot_title(ok, stem.name.removeprefix("bench_")), stem=stem)
 
 
 def plot_from(paths: Sequence[Path]) -> None:
@@ -297,7 +315,7 @@ def plot_from(paths: Sequence[Path]) -> None:
                 f"--plot-from {path}: no such file; give a CSV that harness.bench wrote"
             )
         table = pd.read_csv(path)
-        missing = sorted({"model", "impl", "L", "dtype", "status"} - set(table.columns))
+        missing = sorted(set(PLOT_COLUMNS) - set(table.columns))
         if missing:
             raise UserError(f"--plot-from {path}: not a harness.bench CSV (no column {missing})")
         for figure in plot(table, path.with_suffix("")):

@@ -1,13 +1,16 @@
 """`python -m harness.report`: leaderboard and ablation tables (and figures) from an MLflow store.
 
-    python -m harness.report [--tracking-uri URI] [--out results/] [--plots]
-        [--format md|latex|csv|term] [--metric best/test_acc] [--group-by init,task ...]
-        [--baseline init=legs] [--experiment ssm-bench ...] [--sweep ID ...] [--tag k=v ...]
+    python -m harness.report [--tracking-uri URI] [--out results/] [--plots [--bench]]
+        [--format md|latex|csv|term] [--metric best/test_acc] [--digits 3]
+        [--group-by model,task ...] [--baseline model=s4_legs] [--pool KEY ...]
+        [--experiment ssm-bench ...] [--sweep ID ...] [--tag k=v ...]
         [--since YYYY-MM-DD] [--status FINISHED ...] [--seeds N] [--published matched|all|none]
 
 Writes `<out>/leaderboard.{md,tex,csv}`, one `<out>/ablation_<keys>.{md,tex,csv}` per `--group-by`,
-`<out>/excluded_runs.csv`, and with `--plots` the figures under `<out>/figures/`; prints the
-tables in the `--format` chosen. User errors exit with status 2 and one line on stderr.
+`<out>/excluded_runs.csv`, and with `--plots` the figures under `<out>/figures/` (the benchmark
+figures only with `--bench`); prints the tables in the `--format` chosen. Each task is scored by
+its objective's metric unless `--metric` names one. User errors exit with status 2 and one line on
+stderr.
 """
 
 import argparse
@@ -18,9 +21,17 @@ from pathlib import Path
 from common import UserError
 from harness.cli import exits_on_user_error, parse_key_values
 from harness.layout import PROJECT_ROOT
-from harness.report.format import RENDERERS, Table, to_csv, to_latex, to_markdown
-from harness.report.load import DEFAULT_EXPERIMENT, RunFilter, dedup, load_runs
+from harness.report.format import (
+    DEFAULT_DIGITS,
+    RENDERERS,
+    Table,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
+from harness.report.load import DEFAULT_EXPERIMENT, RunFilter, dedup, load_runs, sweep_hashes
 from harness.report.published import DEFAULT_PUBLISHED_CSV, load_published
+from harness.report.stats import OBJECTIVE_METRICS
 from harness.report.tables import (
     ablation_table,
     excluded_table,
@@ -42,6 +53,17 @@ def _date(text: str) -> datetime:
         ) from None
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--digits {text!r}: give a positive integer, e.g. 3")
+    return int(text)
+
+
+def _keys(specs: list[str]) -> list[str]:
+    """Comma-separated, repeatable key lists -> one list of keys."""
+    return [k.strip() for spec in specs for k in spec.split(",") if k.strip()]
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line options (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n")[0])
@@ -50,8 +72,27 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "results", help="output folder")
     p.add_argument("--plots", action="store_true", help="also write figures under <out>/figures")
+    p.add_argument(
+        "--bench", action="store_true", help="with --plots: also the figures of --bench-dir"
+    )
     p.add_argument("--format", choices=sorted(RENDERERS), default="term", help="printed format")
-    p.add_argument("--metric", default="best/test_acc", help="MLflow metric to tabulate")
+    p.add_argument(
+        "--metric",
+        help="MLflow metric for every task (default: per task by its objective, "
+        f"{', '.join(f'{o} {m}' for o, m in OBJECTIVE_METRICS.items())})",
+    )
+    p.add_argument(
+        "--digits",
+        type=_positive,
+        default=DEFAULT_DIGITS,
+        help="significant digits of the means in the printed tables",
+    )
+    p.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        help="comma-separated config keys whose differing values a cell may pool (e.g. model)",
+    )
     p.add_argument(
         "--group-by",
         action="append",
@@ -63,7 +104,15 @@ def parser() -> argparse.ArgumentParser:
         help="key=value[,key=value]: compare each --group-by table holding these keys with it",
     )
     p.add_argument("--experiment", action="append", help=f"default {DEFAULT_EXPERIMENT}")
-    p.add_argument("--sweep", action="append", default=[], help="sweep id (tag sweep)")
+    p.add_argument(
+        "--sweep", action="append", default=[], help="sweep id (tag sweep, or its manifest)"
+    )
+    p.add_argument(
+        "--sweeps-dir",
+        type=Path,
+        default=PROJECT_ROOT / "results" / "sweeps",
+        help="sweep manifests (<dir>/<id>/sweep.json) that --sweep ids resolve through",
+    )
     p.add_argument("--tag", action="append", default=[], help="key=value tag filter")
     p.add_argument("--since", type=_date, help="only runs started on or after this date")
     p.add_argument("--status", action="append", choices=STATUSES, default=[], help="run status")
@@ -85,7 +134,12 @@ def parser() -> argparse.ArgumentParser:
         help="benchmark CSVs of harness.bench (for --plots)",
     )
     p.add_argument("--kernel-len", type=int, default=256, help="kernel length L in the figures")
-    p.add_argument("--basis-state", type=int, default=64, help="state size N of the basis figure")
+    p.add_argument(
+        "--basis-state",
+        type=int,
+        default=16,
+        help="state size N of the basis figure (larger N: S4D-Inv/LegS oscillate too fast to draw)",
+    )
     return p
 
 
@@ -105,29 +159,34 @@ def write_table(table: Table, out: Path, excluded: Table | None = None) -> list[
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Load, dedup, tabulate, write and print; returns the files written."""
+    if args.bench and not args.plots:
+        raise UserError("--bench selects benchmark figures; add --plots to draw figures")
+    pool = _keys(args.pool)
+    baseline = parse_baseline(args.baseline)
+    if baseline and not any(set(baseline) <= set(_keys([spec])) for spec in args.group_by):
+        raise UserError(
+            f"--baseline keys {sorted(baseline)} are not all in any --group-by {args.group_by}"
+        )
     uri = resolve_uri(args.tracking_uri)  # --tracking-uri, else MLFLOW_TRACKING_URI, else default
     filt = RunFilter(
         experiments=tuple(args.experiment or [DEFAULT_EXPERIMENT]),
         sweeps=tuple(args.sweep),
+        sweep_points=sweep_hashes(args.sweeps_dir, tuple(args.sweep)),
         tags=parse_key_values(args.tag, "--tag", "init=legs", typed=False),
         since=args.since,
         statuses=tuple(args.status),
     )
     result = dedup(load_runs(uri, filt))
     published = None if args.published == "none" else load_published(args.published_file)
-    tables = [leaderboard_table(result.kept, args.metric, published, args.seeds, args.published)]
-    baseline = parse_baseline(args.baseline)
+    kept = result.kept
+    tables = [leaderboard_table(kept, args.metric, published, args.seeds, args.published, pool)]
     for spec in args.group_by:
-        keys = [k.strip() for k in spec.split(",") if k.strip()]
-        applies = bool(baseline) and set(baseline) <= set(keys)
-        tables.append(
-            ablation_table(result.kept, args.metric, keys, baseline if applies else {}, args.seeds)
-        )
-    if baseline and not any(set(baseline) <= set(t.index) for t in tables[1:]):
-        raise UserError(
-            f"--baseline keys {sorted(baseline)} are not all in any --group-by {args.group_by}"
-        )
-    excluded = excluded_table(result.kept, result.dropped, args.metric)
+        keys = _keys([spec])
+        base = baseline if baseline and set(baseline) <= set(keys) else {}
+        tables.append(ablation_table(kept, args.metric, keys, base, args.seeds, pool))
+    excluded = excluded_table(kept, result.dropped, args.metric)
+    for table in [*tables, excluded]:
+        table.digits = args.digits
     written = []
     for table in tables:
         written += write_table(table, args.out, excluded)
@@ -141,7 +200,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             write_figures,  # torch and the models load only for figures
         )
 
-        written += write_figures(uri, result.kept, args, published)
+        written += write_figures(uri, kept, args, published, pool)
     log.info("wrote %s", ", ".join(str(p) for p in written))
     return written
 

@@ -3,6 +3,12 @@
 Tables are built once (`harness.report.tables`) and rendered by the functions here, so every
 format shows the same numbers. A `Stat` cell is `mean ± std (n)`; `bold` marks the best entry of
 its column and `few_seeds` a cell with fewer seeds than asked (rendered with a dagger).
+
+Numbers keep significant digits, never fixed decimals (`stat_text`, the one formatting rule of
+every text rendering): the mean gets `Table.digits` significant digits (default
+`DEFAULT_DIGITS`), printed at a precision fine enough to show the first significant digit of the
+std too; the std and a difference of means are printed at the same decimal place. The CSV keeps
+the full values.
 """
 
 import io
@@ -13,6 +19,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 DAGGER = "†"
+DEFAULT_DIGITS = 3
+"""Significant digits of a mean in the text renderings (`--digits`)."""
 
 
 @dataclass(frozen=True)
@@ -24,14 +32,16 @@ class Stat:
     n: int | None = None
     bold: bool = False
     few_seeds: bool = False
+    places: int | None = None  # fixed decimal places (published numbers, as the papers print)
 
 
 @dataclass(frozen=True)
 class Num:
-    """A single number with its format, e.g. a difference `+.2f` or a p-value `.3g`."""
+    """A single number: a difference of means printed at the decimal place of the `like` cell
+    (signed), or, without `like`, a number with the table's significant digits (a p-value)."""
 
     value: float
-    fmt: str = ".2f"
+    like: Stat | None = None
 
 
 Cell = Stat | Num | str | None
@@ -57,30 +67,60 @@ class Table:
     rows: list[Row]
     caption: str
     notes: list[str] = field(default_factory=list)
+    digits: int = DEFAULT_DIGITS
 
 
-def _number(value: float, fmt: str = ".2f") -> str:
-    return "–" if value is None or not math.isfinite(value) else format(value, fmt)
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
-def _stat_text(cell: Stat, pm: str) -> str:
-    text = _number(cell.mean)
-    if math.isfinite(cell.std):
-        text += f"{pm}{_number(cell.std)}"
-    return text
+def _places(value: float, digits: int) -> int:
+    """Decimal places that show `digits` significant digits of `value` (never negative)."""
+    if not _finite(value) or value == 0:
+        return digits - 1
+    return max(0, digits - 1 - math.floor(math.log10(abs(value))))
 
 
-def _plain(cell: Cell, pm: str = " ± ", bold: Callable[[str], str] = str) -> str:
+def stat_places(cell: Stat, digits: int) -> int:
+    """The decimal place of a cell: `digits` significant digits of the mean, finer when the std's
+    first significant digit lies further right; a cell's fixed `places` win."""
+    if cell.places is not None:
+        return cell.places
+    places = _places(cell.mean, digits)
+    if _finite(cell.std) and cell.std > 0:
+        places = max(places, _places(cell.std, 1))
+    return places
+
+
+def stat_text(cell: Stat, digits: int, pm: str = " ± ") -> str:
+    """`mean ± std` (or `mean` without a std) at `stat_places`: 0.15771 ± 0.00147 -> 0.158 ±
+    0.001, 57.0 ± 2.83 -> 57.0 ± 2.8 (3 digits)."""
+    places = stat_places(cell, digits)
+    text = f"{cell.mean:.{places}f}"
+    return text + (f"{pm}{cell.std:.{places}f}" if _finite(cell.std) else "")
+
+
+def num_text(cell: Num, digits: int) -> str:
+    """A difference at its `like` cell's decimal place (signed), else `digits` significant
+    digits; a dash for a missing number."""
+    if not _finite(cell.value):
+        return "–"
+    if cell.like is not None:
+        return f"{cell.value:+.{stat_places(cell.like, digits)}f}"
+    return f"{cell.value:.{digits}g}"
+
+
+def _plain(cell: Cell, digits: int, pm: str = " ± ", bold: Callable[[str], str] = str) -> str:
     """A cell as text; Stat cells get their seed count, bold and dagger marks."""
     if cell is None:
         return ""
     if isinstance(cell, str):
         return cell
     if isinstance(cell, Num):
-        return _number(cell.value, cell.fmt)
+        return num_text(cell, digits)
     if not math.isfinite(cell.mean):
         return "–"
-    text = _stat_text(cell, pm)
+    text = stat_text(cell, digits, pm)
     text = bold(text) if cell.bold else text
     if cell.n is not None:
         text += f" ({cell.n})"
@@ -101,7 +141,7 @@ def to_markdown(table: Table) -> str:
         labels = list(row.labels)
         if row.published:
             labels[0] = f"*{_published_label(labels[0])}*"
-        cells = [_plain(c, bold=lambda s: f"**{s}**") for c in row.cells]
+        cells = [_plain(c, table.digits, bold=lambda s: f"**{s}**") for c in row.cells]
         lines.append("| " + " | ".join([*labels, *cells]) + " |")
     lines.append("")
     lines += [f"- {note}" for note in table.notes]
@@ -124,14 +164,14 @@ def latex_escape(text: str) -> str:
     return out
 
 
-def _latex_cell(cell: Cell) -> str:
+def _latex_cell(cell: Cell, digits: int) -> str:
     if cell is None:
         return ""
     if not isinstance(cell, Stat):
-        return latex_escape(_plain(cell))
+        return latex_escape(_plain(cell, digits))
     if not math.isfinite(cell.mean):
         return "--"
-    body = _stat_text(cell, r" \pm ")
+    body = stat_text(cell, digits, r" \pm ")
     text = rf"$\mathbf{{{body}}}$" if cell.bold else f"${body}$"
     if cell.n is not None:
         text += rf"\,{{\scriptsize ({cell.n})}}"
@@ -160,7 +200,9 @@ def to_latex(table: Table) -> str:
         labels = [latex_escape(x) for x in row.labels]
         if row.published:
             labels[0] = rf"\textit{{{latex_escape(_published_label(row.labels[0]))}}}"
-        lines.append(" & ".join([*labels, *(_latex_cell(c) for c in row.cells)]) + r" \\")
+        lines.append(
+            " & ".join([*labels, *(_latex_cell(c, table.digits) for c in row.cells)]) + r" \\"
+        )
     lines += [r"\bottomrule", r"\end{tabular}"]
     if table.notes:
         lines += [r"\par\smallskip\footnotesize"]
@@ -219,7 +261,8 @@ def to_terminal(table: Table) -> str:
         labels = list(row.labels)
         if row.published:
             labels[0] = _published_label(labels[0])
-        body.append([*labels, *(_plain(c, bold=lambda s: f"*{s}*") for c in row.cells)])
+        cells = (_plain(c, table.digits, bold=lambda s: f"*{s}*") for c in row.cells)
+        body.append([*labels, *cells])
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     n_index = len(table.index)
 

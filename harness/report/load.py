@@ -1,15 +1,18 @@
 """Read runs from an MLflow store into one typed pandas DataFrame (one row per run).
 
-The schema is the one `docs/interfaces.md` fixes: tags `task`, `model`, `init`, `seed`,
-`config_hash`, `sweep`, `status_reason`; params = the flattened resolved config plus `n_params`;
-metrics `best/val_acc`, `best/test_acc`, `wall_time_s`, `perf/mean_samples_per_s`, ...
-Reports read only the store, never the training process.
+The schema is the one `docs/interfaces.md` fixes: tags `task`, `model`, `kernel` (the model
+family `s4` | `s4d` | `hope`), `init` (the initialization rule: HiPPO measure or `random`),
+`objective`, `seed`, `config_hash`, `sweep`, `status_reason`; params = the flattened resolved
+config plus `n_params`; metrics `best/val_acc`, `best/test_acc`, `best/test_loss`,
+`trivial/{val,test}_*`, `wall_time_s`, `perf/mean_samples_per_s`, ... Reports read only the store,
+never the training process (and, for `--sweep`, the sweep's manifest: `sweep_hashes`).
 
 The frame has typed core columns (`CORE_COLUMNS`) and keeps MLflow's own `metrics.<name>`,
 `params.<name>` and `tags.<name>` columns, so any metric, param or tag can be used as a metric
 or a grouping key.
 """
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from common import UserError
+from harness.layout import MANIFEST
 from harness.run.tracking import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -32,7 +36,9 @@ CORE_COLUMNS = (
     "experiment",
     "task",
     "model",
+    "kernel",
     "init",
+    "objective",
     "seed",
     "config_hash",
     "sweep",
@@ -46,7 +52,7 @@ CORE_COLUMNS = (
     "wall_time_s",
     "samples_per_s",
 )
-_TAGS = ("task", "model", "init", "config_hash", "sweep", "status_reason")
+_TAGS = ("task", "model", "kernel", "init", "objective", "config_hash", "sweep", "status_reason")
 _METRICS = {
     "best_val_acc": "best/val_acc",
     "best_test_acc": "best/test_acc",
@@ -57,10 +63,16 @@ _METRICS = {
 
 @dataclass(frozen=True)
 class RunFilter:
-    """Which runs a report reads: experiments, sweep ids, `tag=value` pairs, date, statuses."""
+    """Which runs a report reads: experiments, sweep ids, `tag=value` pairs, date, statuses.
+
+    A run is in the requested sweeps when its `sweep` tag is one of `sweeps` or its config hash is
+    one of `sweep_points` (the points the sweeps' manifests list, `sweep_hashes`): a resubmitted
+    sweep whose finished points were skipped still covers their runs.
+    """
 
     experiments: tuple[str, ...] = (DEFAULT_EXPERIMENT,)
     sweeps: tuple[str, ...] = ()
+    sweep_points: frozenset[str] = frozenset()
     tags: dict[str, str] = field(default_factory=dict)
     since: datetime | None = None
     statuses: tuple[str, ...] = ()
@@ -73,6 +85,17 @@ class RunFilter:
         parts += [f"started since {self.since:%Y-%m-%d}"] if self.since else []
         parts += [f"status in {list(self.statuses)}"] if self.statuses else []
         return ", ".join(parts)
+
+
+def sweep_hashes(sweeps_dir: Path, sweeps: tuple[str, ...]) -> frozenset[str]:
+    """Config hashes of the points that the manifests `<sweeps_dir>/<sweep>/sweep.json` of the
+    given sweeps list (sweeps without a manifest there contribute none)."""
+    hashes: set[str] = set()
+    for sweep in sweeps:
+        manifest = sweeps_dir / sweep / MANIFEST
+        if manifest.is_file():
+            hashes |= {p["config_hash"] for p in json.loads(manifest.read_text())["points"]}
+    return frozenset(hashes)
 
 
 def check_store(uri: str) -> None:
@@ -130,7 +153,9 @@ def _typed(raw: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
 def _apply_filter(runs: pd.DataFrame, filt: RunFilter) -> pd.DataFrame:
     keep = pd.Series(True, index=runs.index)
     if filt.sweeps:
-        keep &= runs["sweep"].isin(filt.sweeps).fillna(False).astype(bool)
+        tagged = runs["sweep"].isin(filt.sweeps).fillna(False).astype(bool)
+        listed = runs["config_hash"].isin(filt.sweep_points).fillna(False).astype(bool)
+        keep &= tagged | listed
     for key, value in filt.tags.items():
         col = f"tags.{key}"
         keep &= (runs[col] == value).fillna(False).astype(bool) if col in runs else False

@@ -1,20 +1,28 @@
-"""Paper figures with seaborn: one style, PDF + PNG, column (3.5 in) and double (7 in) widths.
+"""Paper figures with seaborn's style: PDF + PNG, column (3.5 in) and double (7 in) widths.
 
 Every function takes tidy data (pandas frames or numpy arrays, already in display units), draws on
 a `matplotlib.figure.Figure` (no pyplot global state, any backend), saves `<stem>.pdf` and
 `<stem>.png` and returns the two paths. `harness.report.figures` gathers the data from MLflow, run
 directories and benchmark CSVs.
 
-- `learning_curves`: validation accuracy vs optimizer step, mean and 95% bootstrap CI over seeds.
+Rules every figure keeps: a model has the same colour in every figure (`MODEL_COLOURS`); an
+interval (± sample std over seeds) is drawn, and named in the legend, only where at least two
+seeds exist, otherwise the legend says `1 seed`; legends list only what is drawn; performance axes
+start at a meaningful baseline (0 % or the chance level for accuracies, 0 for losses) and draw the
+chance / trivial-predictor level (`Reference`) where one is known.
+
+- `learning_curves`: validation accuracy or loss vs optimizer step per task.
 - `leaderboard_points`: per task, mean ± sample std over seeds per model, published value marked.
 - `noise_memory`: accuracy vs noise-padding length per model (the HOPE paper's memory figure).
-- `kernels`: convolution kernels K[h, l] of one layer (a few channels).
-- `basis_functions`: (exp(tA)B)_n per initialization (the HTTYH figure).
+- `kernels`: convolution kernels K[h, l] of one layer (a few channels), per task and model.
+- `basis_functions`: (exp(tA)B)_n per initialization, HOPE's impulse response (HTTYH figure).
 - `hankel_singular_values`: normalized Hankel singular values before and after training (HOPE).
-- `bench_scaling`: throughput and peak memory against sequence length.
+- `bench_scaling`: throughput (or time) and peak memory against L, or at one L as bars.
 """
 
+import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 
@@ -26,6 +34,8 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from harness.report.stats import ordered_tasks
 
@@ -53,29 +63,79 @@ STYLE = {
 }
 """The one paper style: seaborn's `paper` context on `whitegrid`, 7-8 pt text, embedded fonts."""
 
+MODEL_COLOURS = {
+    "s4_legs": "#0072B2",
+    "s4_fout": "#56B4E9",
+    "s4_random": "#000000",
+    "s4d_lin": "#E69F00",
+    "s4d_legs": "#D55E00",
+    "s4d_inv": "#CC79A7",
+    "s4d_random": "#8C564B",
+    "hope": "#009E73",
+    "hope_legs": "#9E9A00",
+    "floor": "#999999",
+}
+"""The colour of every registered model (and the benchmarks' FFT floor) in every figure: the
+Okabe-Ito colours (colour-blind safe), blues for S4, oranges/reds for S4D, greens for HOPE."""
+
 PUBLISHED_MARKER = {"marker": "*", "color": "black", "markersize": 8}
 """How a published reference value is drawn."""
+
+REFERENCE_LINE = {"color": "black", "linestyle": ":", "linewidth": 1.0}
+"""How a chance / trivial-predictor level is drawn."""
 
 STAGE_LINES = {"initial": ("--", (3.7, 1.6)), "trained": ("-", "")}
 """Line style of initial (step 0) and trained weights: (matplotlib linestyle, seaborn dashes)."""
 
+PRECISION_LINES = {"fp32": "-", "tf32": "-.", "bf16": "--"}
+"""Line style of each benchmark precision (`harness.precision.PRECISIONS`)."""
+
+IMPL_MARKERS = {"fast": "o", "reference": "x"}
+"""Marker of each kernel-sum implementation in the benchmark figures (`harness.bench --impl`)."""
+
+BAR_HATCHES = ("", "///", "...")
+"""Hatch of the bars of each precision, in `PRECISION_LINES` order, at a single length."""
+
 SV_FLOOR = 1e-7
 """Lowest Hankel singular value ratio drawn (float32 round-off level of the kernels)."""
 
-CI_SEED = 0
-"""Seed of seaborn's bootstrap confidence intervals, so figures are reproducible."""
+BAND_ALPHA = 0.2
+"""Opacity of a ± std band."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A level to compare with: `chance` accuracy or the loss of a `trivial` predictor."""
+
+    value: float
+    label: str
+
+
+def model_colour(name: str) -> tuple:
+    """The colour of a model; labels like `s4_legs [key=value]` or `s4_legs (reference)` take their
+    model's colour; an unregistered name gets a fixed colour of seaborn's `dark` palette."""
+    base = name.split(" ")[0]
+    if base in MODEL_COLOURS:
+        return mpl.colors.to_rgb(MODEL_COLOURS[base])
+    dark = sns.color_palette("dark", 10)
+    return dark[zlib.crc32(base.encode()) % len(dark)]
+
+
+def index_colours(n: int) -> list[tuple]:
+    """Colours of channels or basis indices 0..n-1: viridis without its palest end, so they
+    are never mistaken for a model's colour."""
+    return sns.color_palette("viridis", n + 1)[:n]
 
 
 def palette(names: Sequence[str]) -> dict[str, tuple]:
-    """A fixed colour per name (sorted), so a model has the same colour in every figure."""
-    names = sorted(set(names))
-    return dict(zip(names, sns.color_palette("colorblind", len(names)), strict=True))
+    """Name -> `model_colour`, sorted by name (the order of legends)."""
+    return {name: model_colour(name) for name in sorted(set(names))}
 
 
 def new_figure(
-    n_panels: int = 1, width: str | None = None, max_cols: int = 3
+    n_panels: int = 1, width: str | None = None, max_cols: int = 3, **subplots
 ) -> tuple[Figure, list]:
-    """A figure of `n_panels` axes in rows of at most `max_cols`.
+    """A figure of `n_panels` axes in rows of at most `max_cols` (`subplots`: e.g. sharex).
 
     `width`: `column` or `double` (see WIDTHS); None picks `column` for one panel, else `double`.
     """
@@ -83,7 +143,7 @@ def new_figure(
     ncols = min(n_panels, max_cols)
     nrows = -(-n_panels // ncols)
     fig = Figure(figsize=(WIDTHS[width], PANEL_HEIGHT * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots).ravel().tolist()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
@@ -119,226 +179,407 @@ def _figure_legend(
     fig.legend(
         handles=handles,
         loc="outside lower center",
-        ncols=min(len(handles), 6 if fig.get_figwidth() > WIDTHS["column"] else 3),
+        ncols=min(len(handles), 2 if fig.get_figwidth() > WIDTHS["column"] else 1),
         title=title,
         frameon=False,
     )
 
 
-def _line_handles(colours: dict[str, tuple]) -> list[Artist]:
-    return [Line2D([], [], color=c, label=name) for name, c in colours.items()]
+def seed_text(counts: Sequence[int]) -> str:
+    """`1 seed`, `3 seeds`, `1-3 seeds` for the seed counts of one model's points."""
+    lo, hi = int(min(counts)), int(max(counts))
+    return f"{lo} seed{'s' * (hi != 1)}" if lo == hi else f"{lo}-{hi} seeds"
 
 
-def _stage_handles() -> list[Artist]:
-    return [
-        Line2D([], [], color="grey", linestyle=style, label=stage)
-        for stage, (style, _) in STAGE_LINES.items()
-    ]
+VARIANT_LINES = ("-", "--", ":", "-.")
+"""Line styles that tell apart the variants `model [key=value]` of one model (one colour)."""
+
+
+def variant_styles(names) -> dict[str, str]:
+    """Name -> line style: the sorted variants of one model take `VARIANT_LINES` in turn."""
+    styles, seen = {}, {}
+    for name in sorted(set(names)):
+        base = name.split(" ")[0]
+        styles[name] = VARIANT_LINES[seen.get(base, 0) % len(VARIANT_LINES)]
+        seen[base] = seen.get(base, 0) + 1
+    return styles
+
+
+def _interval_legend(seed_counts: dict[str, list[int]]) -> list[Artist]:
+    """One entry per drawn model: `model: mean ± std, 3 seeds` or `model: 1 seed`."""
+    handles = []
+    styles = variant_styles(seed_counts)
+    for model, counts in sorted(seed_counts.items()):
+        text = seed_text(counts)
+        mean = "mean ± std" if min(counts) > 1 else "mean (± std where ≥ 2 seeds)"
+        label = f"{model}: {mean + ', ' if max(counts) > 1 else ''}{text}"
+        handles.append(
+            Line2D([], [], color=model_colour(model), ls=styles[model], marker="o", label=label)
+        )
+    return handles
+
+
+def _reference_handles(refs: dict[str, Reference]) -> list[Artist]:
+    """One legend entry for the dotted levels drawn (their kinds joined: `chance / trivial`)."""
+    labels = sorted({r.label for r in refs.values()})
+    return [Line2D([], [], **REFERENCE_LINE, label=" / ".join(labels))] if labels else []
+
+
+def _draw_reference(ax: Axes, ref: Reference | None, vertical: bool = False) -> None:
+    if ref is not None and np.isfinite(ref.value):
+        (ax.axvline if vertical else ax.axhline)(ref.value, zorder=1, **REFERENCE_LINE)
+
+
+def _performance_limits(
+    values: np.ndarray, percent: bool, ref: Reference | None
+) -> tuple[float, float]:
+    """Axis limits of a performance comparison: accuracies from 0 to 100 %, losses from 0 to a
+    little above the largest value or the trivial level."""
+    if percent:
+        return 0.0, 100.0
+    top = max(np.nanmax(values), ref.value if ref is not None else 0.0)
+    return 0.0, 1.08 * top
 
 
 @styled
-def learning_curves(history: pd.DataFrame, ylabel: str, width: str | None = None) -> Figure:
-    """Metric vs step per task (one panel each), one line per model.
+def learning_curves(
+    history: pd.DataFrame,
+    ylabels: dict[str, str],
+    references: dict[str, Reference],
+    width: str | None = None,
+) -> Figure:
+    """Metric vs step per task (one panel each, y label `ylabels[task]`), one line per model.
 
     `history`: columns `task`, `model`, `seed`, `step`, `value` (one row per logged point). The line
-    is the mean over seeds at each step, the band its 95% bootstrap confidence interval.
+    is the mean over seeds at each step; a ± sample std band only where >= 2 seeds logged that
+    step. `references[task]`, where given, is drawn as a dotted level.
     """
     tasks = ordered_tasks(history["task"])
     fig, axes = new_figure(len(tasks), width)
-    colours = palette(history["model"])
+    seeds: dict[str, list[int]] = {}
+    styles = variant_styles(history["model"])
     for ax, task in zip(axes, tasks, strict=True):
-        sns.lineplot(
-            data=history[history["task"] == task],
-            x="step",
-            y="value",
-            hue="model",
-            palette=colours,
-            errorbar=("ci", 95),
-            seed=CI_SEED,
-            marker="o",
-            markersize=3,
-            markeredgewidth=0,
-            ax=ax,
-        )
-        ax.set(title=task, xlabel="optimizer step", ylabel=ylabel)
-    _figure_legend(fig, axes, _line_handles(colours), "model (mean and 95% CI over seeds)")
+        part = history[history["task"] == task]
+        for model, curve in part.groupby("model"):
+            stats = curve.groupby("step")["value"].agg(["mean", "std", "count"]).reset_index()
+            colour = model_colour(model)
+            ax.plot(
+                stats["step"], stats["mean"], color=colour, ls=styles[model], marker="o", ms=2.5
+            )
+            band = stats[stats["count"] >= 2]
+            if len(band):
+                lo, hi = band["mean"] - band["std"], band["mean"] + band["std"]
+                ax.fill_between(band["step"], lo, hi, color=colour, alpha=BAND_ALPHA, lw=0)
+            seeds.setdefault(model, []).append(int(curve["seed"].nunique()))
+        _draw_reference(ax, references.get(task))
+        ax.set(title=task, xlabel="optimizer step", ylabel=ylabels[task])
+    shown = {t: r for t, r in references.items() if t in tasks}
+    _figure_legend(fig, axes, _interval_legend(seeds) + _reference_handles(shown))
     return fig
+
+
+def _dot_panel(ax: Axes, part: pd.DataFrame, order: list[str], seeds: dict) -> None:
+    """Mean per model at y = its index in `order`; ± std bars only for >= 2 seeds."""
+    for y, model in enumerate(order):
+        vals = part.loc[part["model"] == model, "value"].to_numpy(dtype=float)
+        colour = model_colour(model)
+        std = vals.std(ddof=1) if len(vals) > 1 else None
+        ax.errorbar(
+            vals.mean(), y, xerr=std, color=colour, marker="o", markersize=4, capsize=2.5, lw=1
+        )
+        seeds.setdefault(model, []).append(len(vals))
 
 
 @styled
 def leaderboard_points(
-    values: pd.DataFrame, published: pd.DataFrame, xlabel: str, width: str | None = None
+    values: pd.DataFrame,
+    published: pd.DataFrame,
+    xlabels: dict[str, str],
+    references: dict[str, Reference],
+    percent: dict[str, bool],
+    width: str | None = None,
 ) -> Figure:
     """Per task, one point per model at the mean over seeds with ± sample std error bars.
 
     `values`: columns `task`, `model`, `value` (one row per seed). `published`: columns `task`,
-    `model` (the registered name it belongs to), `value`; drawn as black stars.
+    `model` (the registered name it belongs to), `value`; drawn as black stars. `xlabels`,
+    `references` (chance / trivial level) and `percent` (an accuracy axis, 0-100) per task.
     """
     tasks = ordered_tasks(values["task"])
     fig, axes = new_figure(len(tasks), width)
-    colours = palette(values["model"])
+    seeds: dict[str, list[int]] = {}
     n_published = 0
     for ax, task in zip(axes, tasks, strict=True):
         part = values[values["task"] == task]
         order = sorted(part["model"].unique())
-        sns.pointplot(
-            data=part,
-            x="value",
-            y="model",
-            hue="model",
-            order=order,
-            palette=colours,
-            errorbar="sd",
-            linestyle="none",
-            capsize=0.25,
-            markersize=4,
-            err_kws={"linewidth": 1.0},
-            legend=False,
-            ax=ax,
-        )
+        _dot_panel(ax, part, order, seeds)
         pub = published[(published["task"] == task) & published["model"].isin(order)]
         y = [order.index(m) for m in pub["model"]]
         ax.plot(pub["value"], y, linestyle="none", zorder=5, **PUBLISHED_MARKER)
         n_published += len(pub)
-        ax.margins(x=0.08)
-        ax.set(title=task, xlabel=xlabel, ylabel="")
-    handles = [Line2D([], [], color="grey", marker="o", label="mean ± std over seeds")]
+        ref = references.get(task)
+        _draw_reference(ax, ref, vertical=True)
+        ax.set_xlim(*_performance_limits(part["value"].to_numpy(), percent[task], ref))
+        ax.set_yticks(range(len(order)), order)
+        ax.set_ylim(len(order) - 0.5, -0.5)
+        ax.set(title=task, xlabel=xlabels[task], ylabel="")
+    handles = _interval_legend(seeds)
     if n_published:
         handles.append(Line2D([], [], linestyle="none", **PUBLISHED_MARKER, label="published"))
-    _figure_legend(fig, axes, handles)
+    shown = {t: r for t, r in references.items() if t in tasks}
+    _figure_legend(fig, axes, handles + _reference_handles(shown))
     return fig
 
 
 @styled
-def noise_memory(values: pd.DataFrame, ylabel: str, width: str | None = None) -> Figure:
-    """Accuracy against noise-padding length, one line per model (mean ± sample std over seeds).
-
-    `values`: columns `model`, `noise_len` (steps), `seed`, `value`.
-    """
+def noise_memory(
+    values: pd.DataFrame,
+    ylabel: str,
+    reference: Reference | None,
+    percent: bool,
+    title: str,
+    width: str | None = None,
+) -> Figure:
+    """Accuracy against noise-padding length, one line per model (mean over seeds; ± sample std
+    bars only for >= 2 seeds). `values`: columns `model`, `noise_len` (steps), `seed`, `value`."""
     fig, (ax,) = new_figure(1, width)
-    sns.lineplot(
-        data=values,
-        x="noise_len",
-        y="value",
-        hue="model",
-        palette=palette(values["model"]),
-        marker="o",
-        errorbar="sd",
-        err_style="bars",
-        ax=ax,
-    )
-    ax.set(xlabel="noise padding length (steps)", ylabel=ylabel)
-    ax.legend(title="model", frameon=True)
+    seeds: dict[str, list[int]] = {}
+    for model, part in values.groupby("model"):
+        stats = part.groupby("noise_len")["value"].agg(["mean", "std", "count"]).reset_index()
+        err = stats["std"].where(stats["count"] >= 2)
+        ax.errorbar(
+            stats["noise_len"],
+            stats["mean"],
+            yerr=None if err.isna().all() else err.fillna(0.0),
+            color=model_colour(model),
+            marker="o",
+            markersize=3,
+            capsize=2.5,
+        )
+        seeds[model] = stats["count"].astype(int).tolist()
+    _draw_reference(ax, reference)
+    ax.set_ylim(*_performance_limits(values["value"].to_numpy(), percent, reference))
+    ax.set(title=title, xlabel="noise padding length (steps)", ylabel=ylabel)
+    refs = {"": reference} if reference is not None else {}
+    _figure_legend(fig, [ax], _interval_legend(seeds) + _reference_handles(refs))
     return fig
 
 
 @styled
 def kernels(
-    kernel: dict[str, tuple[np.ndarray, np.ndarray]], n_channels: int = 4, width: str | None = None
+    kernel: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+    titles: dict[tuple[str, str], str],
+    n_channels: int = 4,
+    width: str | None = None,
 ) -> Figure:
-    """Convolution kernels K[h, l] of one SSM layer per model: initial dashed, trained solid.
+    """Convolution kernels K[h, l] of one SSM layer per (task, model): initial dashed, trained
+    solid; one row of panels per task.
 
-    `kernel[model] = (initial, trained)`, real arrays (H, L) (one direction of
+    `kernel[(task, model)] = (initial, trained)`, real arrays (H, L) (one direction of
     `layer.kernel(L)`); the first `n_channels` channels are drawn against the lag l, one colour
-    per channel.
+    per channel. `titles[(task, model)]` names the run (task, model, seed, steps).
     """
-    fig, axes = new_figure(len(kernel), width)
-    colours = sns.color_palette("colorblind", n_channels)
-    for ax, (model, (initial, trained)) in zip(axes, kernel.items(), strict=True):
+    keys = sorted(kernel)
+    n_cols = max(sum(1 for t, _ in keys if t == task) for task, _ in keys)
+    fig, axes = new_figure(len(keys), width, max_cols=n_cols)
+    colours = index_colours(n_channels)
+    for ax, key in zip(axes, keys, strict=True):
+        initial, trained = kernel[key]
         lags = np.arange(trained.shape[1])
         for h in range(min(n_channels, trained.shape[0])):
             ax.plot(lags, initial[h], color=colours[h], linestyle=STAGE_LINES["initial"][0])
             ax.plot(lags, trained[h], color=colours[h], label=f"h={h}")
-        ax.set(title=model, xlabel="lag l (steps)", ylabel="K[h, l]")
-    handles = axes[0].get_legend_handles_labels()[0] + _stage_handles()
-    _figure_legend(fig, axes, handles, "channel h, stage")
+        ax.set(title=titles[key], xlabel="lag l (steps)", ylabel="K[h, l]")
+    handles = axes[0].get_legend_handles_labels()[0]
+    handles += [
+        Line2D([], [], color="grey", linestyle=STAGE_LINES[s][0], label=label)
+        for s, label in (("initial", "step 0"), ("trained", "best validation step"))
+    ]
+    _figure_legend(fig, axes, handles, "channel h; weights at")
     return fig
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What one panel of the basis figure draws: `values` (K, T) against `t` (T,), and what they
+    are (`label`, e.g. `$(e^{tA}B)_n$` or `impulse response`)."""
+
+    t: np.ndarray
+    values: np.ndarray
+    label: str
 
 
 @styled
 def basis_functions(
-    basis: dict[str, tuple[np.ndarray, np.ndarray]], n_show: int = 4, width: str | None = None
+    basis: dict[str, Basis], n_show: int = 4, width: str | None = None, subtitle: str = ""
 ) -> Figure:
-    """Basis functions (exp(tA)B)_n of each initialization against t (HTTYH, Figure 1 style).
+    """Basis functions (exp(tA)B)_n, or impulse responses, of each registered model's init on one
+    log-scaled time axis shared by every panel, each panel divided by its largest |value| so the
+    panels compare (HTTYH, Figure 1 style).
 
-    `basis[init] = (t, values)`: t (T,) and real values (N, T); the first `n_show` are drawn.
+    `basis[model]`: a `Basis`; the first `n_show` rows are drawn.
     """
-    fig, axes = new_figure(len(basis), width, max_cols=4)
-    for ax, (init, (t, values)) in zip(axes, basis.items(), strict=True):
-        for n in range(min(n_show, values.shape[0])):
-            ax.plot(t, values[n], label=f"n={n}")
-        ax.set(title=init, xlabel="time t", ylabel=r"$(e^{tA}B)_n$")
-    _figure_legend(fig, axes, axes[0].get_legend_handles_labels()[0], "basis index n")
+    fig, axes = new_figure(len(basis), width, max_cols=3, sharex=True, sharey=True)
+    colours = index_colours(n_show)
+    for ax, (name, panel) in zip(axes, basis.items(), strict=True):
+        shown = panel.values[:n_show]
+        scale = np.abs(shown).max() or 1.0
+        for n, row in enumerate(shown):
+            ax.plot(panel.t, row / scale, color=colours[n], lw=0.9)
+        ax.set_title(f"{name}: {panel.label}")
+        ax.set_xscale("log")
+        ax.axhline(0.0, color="grey", lw=0.5)
+    for ax in axes:
+        ax.label_outer()
+    for ax in axes[-3:]:
+        ax.tick_params(labelbottom=True)
+        ax.set_xlabel("time t (lag l at step size Δ: t = lΔ)")
+    fig.supylabel("value / max |value| of the panel", fontsize=STYLE["axes.labelsize"])
+    handles = [
+        Line2D([], [], color=colours[n], label=f"n={n} / channel {n}") for n in range(n_show)
+    ]
+    _figure_legend(fig, axes, handles, subtitle or None)
     return fig
 
 
 @styled
-def hankel_singular_values(svals: pd.DataFrame, width: str | None = None) -> Figure:
-    """Normalized Hankel singular values sigma_k / sigma_1 of the kernels against k (log scale).
+def hankel_singular_values(
+    svals: pd.DataFrame, run_labels: dict[tuple[str, str], str], width: str | None = None
+) -> Figure:
+    """Normalized Hankel singular values sigma_k / sigma_1 of the kernels against k (log scale),
+    one panel per task.
 
-    `svals`: columns `model`, `stage` (`initial` | `trained`), `channel`, `k` (0-based index),
-    `value`; lines are the mean over channels, solid for trained, dashed for initial. The y axis
-    stops at `SV_FLOOR`: the kernels are computed in float32, smaller ratios are round-off.
+    `svals`: columns `task`, `model`, `stage` (`initial` | `trained`), `channel`, `k` (0-based
+    index), `value`; lines are the mean over channels, solid for trained, dashed for initial.
+    `run_labels[(task, model)]` names the run in the legend (seed, steps). The y axis stops at
+    `SV_FLOOR`: the kernels are computed in float32, smaller ratios are round-off.
     """
-    fig, (ax,) = new_figure(1, width)
-    keys = ["model", "stage", "channel"]
+    tasks = ordered_tasks(svals["task"])
+    fig, axes = new_figure(len(tasks), width)
+    keys = ["task", "model", "stage", "channel"]
     first = svals[svals["k"] == 0].set_index(keys)["value"]
     frame = svals.assign(value=svals["value"] / svals.set_index(keys).index.map(first))
-    colours = palette(frame["model"])
-    sns.lineplot(
-        data=frame,
-        x="k",
-        y="value",
-        hue="model",
-        style="stage",
-        dashes={stage: dash for stage, (_, dash) in STAGE_LINES.items()},
-        palette=colours,
-        errorbar=None,
-        ax=ax,
-    )
-    ax.set(
-        yscale="log",
-        ylim=(SV_FLOOR, 2.0),
-        title="Hankel singular values, mean over channels",
-        xlabel="index k",
-        ylabel=r"$\sigma_k / \sigma_1$",
-    )
-    _figure_legend(fig, [ax], _line_handles(colours) + _stage_handles())
+    handles = []
+    for ax, task in zip(axes, tasks, strict=True):
+        for (model, stage), part in frame[frame["task"] == task].groupby(["model", "stage"]):
+            mean = part.groupby("k")["value"].mean()
+            ax.plot(mean.index, mean, color=model_colour(model), linestyle=STAGE_LINES[stage][0])
+        ax.set(
+            yscale="log",
+            ylim=(SV_FLOOR, 2.0),
+            title=f"{task}: Hankel singular values",
+            xlabel="index k",
+            ylabel=r"$\sigma_k / \sigma_1$, mean over channels",
+        )
+    for (task, model), label in sorted(run_labels.items()):
+        handles.append(Line2D([], [], color=model_colour(model), label=f"{model}, {task}: {label}"))
+    handles += [
+        Line2D([], [], color="grey", linestyle=STAGE_LINES[s][0], label=label)
+        for s, label in (("initial", "step 0"), ("trained", "best validation step"))
+    ]
+    _figure_legend(fig, axes, handles)
     return fig
+
+
+def _plain_log_axis(ax: Axes, axis: str = "y") -> None:
+    """Log-scaled axis with labelled ticks at 1, 2, 5 x 10^k, written as plain numbers."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_locator(LogLocator(base=10, subs="all"))
+    target.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+BENCH_QUANTITIES = (
+    ("samples_per_s", "throughput (samples/s)"),
+    ("ms", "time per forward + backward (ms)"),
+    ("peak_mem_gb", "peak memory (GB)"),
+)
+"""What a benchmark figure can show; throughput where measured, else the time per step."""
+
+
+def _bench_panels(bench: pd.DataFrame) -> list[tuple[str, str]]:
+    measured = [q for q in BENCH_QUANTITIES if np.isfinite(bench[q[0]]).any()]
+    if any(q[0] == "samples_per_s" for q in measured):
+        measured = [q for q in measured if q[0] != "ms"]
+    return measured
 
 
 @styled
-def bench_scaling(bench: pd.DataFrame, width: str | None = None) -> Figure:
-    """Throughput (samples/s) and peak memory (GB) against sequence length L, log-log axes.
+def bench_scaling(bench: pd.DataFrame, title: str, width: str | None = None) -> Figure:
+    """Benchmark of one CSV (one device and shape): throughput (or time per step) and peak memory.
 
-    `bench`: columns `model`, `L`, `dtype`, `samples_per_s`, `peak_mem_gb` (one device); a
-    quantity the device did not measure (NaN, e.g. memory on CPU) gets an empty panel saying so.
+    `bench`: columns `model`, `impl`, `dtype`, `L`, `samples_per_s`, `ms`, `peak_mem_gb` (rows
+    that ran). With two or more lengths: log-log lines against L, colour = model, line style =
+    precision (`PRECISION_LINES`), marker = implementation; with one length: bars per model
+    (hatched per precision). A quantity the device did not measure (memory on CPU) has no panel.
     """
-    fig, (left, right) = new_figure(2, width)
-    colours = palette(bench["model"])
+    panels = _bench_panels(bench)
+    fig, axes = new_figure(len(panels), width or ("double" if len(panels) > 1 else "column"))
     lengths = sorted(int(L) for L in bench["L"].unique())
-    for ax, column, label in (
-        (left, "samples_per_s", "throughput (samples/s)"),
-        (right, "peak_mem_gb", "peak memory (GB)"),
-    ):
-        if not np.isfinite(bench[column]).any():
-            ax.text(0.5, 0.5, "not measured on this device", ha="center", transform=ax.transAxes)
+    dtypes = [d for d in PRECISION_LINES if d in set(bench["dtype"])]
+    impls = sorted(set(bench["impl"]))
+    models = sorted(set(bench["model"]))
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        if len(lengths) >= 2:
+            for (model, dtype, impl), part in bench.groupby(["model", "dtype", "impl"]):
+                part = part.sort_values("L")
+                ax.plot(
+                    part["L"],
+                    part[column],
+                    color=model_colour(model),
+                    linestyle=PRECISION_LINES.get(dtype, ":"),
+                    marker=IMPL_MARKERS[impl],
+                    markersize=3,
+                )
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(lengths, [str(L) for L in lengths])
+            ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+            ax.set_yscale("log")
+            _plain_log_axis(ax)
             ax.set(xlabel="sequence length L", ylabel=label)
-            continue
-        sns.lineplot(
-            data=bench,
-            x="L",
-            y=column,
-            hue="model",
-            style="dtype",
-            palette=colours,
-            marker="o",
-            errorbar=None,
-            ax=ax,
-        )
-        ax.set(yscale="log", xlabel="sequence length L", ylabel=label)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(lengths, [str(L) for L in lengths])
-        ax.minorticks_off()
-    _figure_legend(fig, [left, right], left.get_legend_handles_labels()[0])
+        else:
+            _bench_bars(ax, bench, column, models, dtypes)
+            ax.set(ylabel=label, xlabel="")
+    lines = len(lengths) >= 2
+    handles: list[Artist] = [
+        Line2D([], [], color=model_colour(m), label=m)
+        if lines
+        else Patch(color=model_colour(m), label=m)
+        for m in models
+    ]
+    if len(dtypes) > 1:
+        handles += [
+            Line2D([], [], color="grey", linestyle=PRECISION_LINES[d], label=d)
+            if lines
+            else Patch(facecolor="white", edgecolor="grey", hatch=BAR_HATCHES[i], label=d)
+            for i, d in enumerate(dtypes)
+        ]
+    if len(impls) > 1 and lines:
+        handles += [
+            Line2D([], [], color="grey", marker=IMPL_MARKERS[i], linestyle="none", label=i)
+            for i in impls
+        ]
+    fig.suptitle(title, fontsize=STYLE["axes.titlesize"])
+    _figure_legend(fig, axes, handles)
     return fig
+
+
+def _bench_bars(ax: Axes, bench: pd.DataFrame, column: str, models: list, dtypes: list) -> None:
+    """Bars of `column` at one length: one group per model, one hatched bar per precision."""
+    width = 0.8 / max(len(dtypes), 1)
+    for i, dtype in enumerate(dtypes):
+        part = bench[bench["dtype"] == dtype].groupby("model")[column].mean()
+        x = np.arange(len(models)) + (i - (len(dtypes) - 1) / 2) * width
+        heights = [part.get(m, np.nan) for m in models]
+        ax.bar(
+            x,
+            heights,
+            width,
+            color=[model_colour(m) for m in models],
+            hatch=BAR_HATCHES[i],
+            edgecolor="white",
+            linewidth=0.5,
+        )
+    ax.set_xticks(np.arange(len(models)), models, rotation=45, ha="right")
+    ax.set_ylim(bottom=0.0)

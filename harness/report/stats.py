@@ -3,9 +3,16 @@
 Conventions (stated in every table caption): the spread is the sample standard deviation
 (`ddof=1`, NaN for a single seed); accuracies are reported in percent; only FINISHED runs with a
 finite value of the metric enter the statistics.
+
+Each task is scored by the metric of its objective (`OBJECTIVE_METRICS`), unless `--metric` names
+one for all tasks: classification by `best/test_acc` (higher is better), regression by
+`best/test_loss`, the test mean squared error (lower is better), both at the best validation
+evaluation. A run's objective is its `objective` tag; runs logged before that tag existed are
+classified by what they log (`best/test_acc` only exists for classification).
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,16 +42,54 @@ def higher_is_better(metric: str) -> bool:
     return not any(word in name for word in ("loss", "time", "mem"))
 
 
-def metric_values(runs: pd.DataFrame, metric: str) -> pd.Series:
-    """The metric per run as float, x100 for accuracies; NaN for runs that are not FINISHED.
+OBJECTIVE_METRICS = {"classification": "best/test_acc", "regression": "best/test_loss"}
+"""The default metric of each task objective (`harness.run.metrics.OBJECTIVES`)."""
 
-    A metric no run logs is an unknown name (`UserError`) when some run FINISHED; when none did
-    (every run failed early) all values are NaN, so the tables still list the failures.
+
+def task_objective(runs: pd.DataFrame) -> str:
+    """The objective of the runs of one task: their `objective` tag, else inferred from what the
+    finished runs log (`best/test_acc` -> classification, only `best/test_loss` -> regression)."""
+    tagged = runs["objective"].dropna().unique() if "objective" in runs else []
+    if len(tagged):
+        return str(tagged[0])
+    finished = runs[runs["status"] == "FINISHED"]
+
+    def logs(metric: str) -> bool:
+        col = f"metrics.{metric}"
+        return col in finished.columns and bool(finished[col].notna().any())
+
+    if not logs("best/test_acc") and logs("best/test_loss"):
+        return "regression"
+    return "classification"
+
+
+def task_metrics(runs: pd.DataFrame, metric: str | None) -> dict[str, str]:
+    """Task -> the metric that scores it: `metric` for every task when given, else the task's
+    objective metric (`OBJECTIVE_METRICS`). An explicit metric no run logs is a `UserError`."""
+    names = ordered_tasks(runs["task"].dropna())
+    if metric is not None:
+        if (runs["status"] == "FINISHED").any():
+            metric_column(runs, metric)
+        return dict.fromkeys(names, metric)
+    return {t: OBJECTIVE_METRICS[task_objective(runs[runs["task"] == t])] for t in names}
+
+
+def metric_values(runs: pd.DataFrame, metrics: str | Mapping[str, str]) -> pd.Series:
+    """Each run's metric as float (its task's metric when `metrics` maps task -> metric), x100 for
+    accuracies; NaN for runs that are not FINISHED or do not log their metric.
+
+    A single metric no run logs is an unknown name (`UserError`) when some run FINISHED; when none
+    did (every run failed early) all values are NaN, so the tables still list the failures.
     """
-    if f"metrics.{metric}" not in runs.columns and not (runs["status"] == "FINISHED").any():
-        return pd.Series(math.nan, index=runs.index)
-    values = pd.to_numeric(runs[metric_column(runs, metric)], errors="coerce").astype(float)
-    values = values * 100.0 if is_accuracy(metric) else values
+    if isinstance(metrics, str):
+        metrics = task_metrics(runs, metrics)
+    values = pd.Series(math.nan, index=runs.index)
+    for task, metric in metrics.items():
+        col = f"metrics.{metric}"
+        rows = runs["task"] == task
+        if col in runs.columns:
+            task_values = pd.to_numeric(runs.loc[rows, col], errors="coerce").astype(float)
+            values[rows] = task_values * 100.0 if is_accuracy(metric) else task_values
     return values.where(runs["status"] == "FINISHED")
 
 

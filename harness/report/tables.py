@@ -1,22 +1,30 @@
 """Build the report's tables from deduplicated runs: leaderboard, ablation, excluded runs.
 
 - Leaderboard: rows = models, columns = tasks (LRA tasks first, in the papers' order) plus an
-  `LRA avg` column when any LRA task is present; cells `mean ± std (n)` over seeds of the metric
-  (default `best/test_acc`: test accuracy at the best validation evaluation). The best measured
-  entry of each column is bold; published rows follow, marked as published, with their sources.
+  `LRA avg` column when any LRA task is present; cells `mean ± std (n)` over seeds of each task's
+  metric (`harness.report.stats.task_metrics`: test accuracy for classification, test MSE for
+  regression, at the best validation evaluation; `--metric` names one for all tasks). The best
+  measured entry of each column is bold (highest accuracy, lowest loss); published rows follow,
+  marked as published, with their sources. A cell whose runs are not one experiment but for the
+  seed (`harness.report.pool`) is split into rows `model [key=value, ...]`.
 - Ablation: one row per combination of the `--group-by` keys, with the same statistics and, with
   `--baseline key=value`, the difference of means and a paired (matched seeds) or Welch t-test
-  against the baseline row that shares the other keys.
+  against the baseline row that shares the other keys. A cell that mixes experiments stops the
+  report (`error: cell (...) mixes ...`) unless the differing keys are pooled with `--pool`.
 - Excluded runs: every run that is not in the statistics (failed, killed, running, finished without
   the metric, resubmitted duplicates) with its reason, so nothing is dropped silently.
+
+An empty table (finished runs exist, but none logs the requested metric) is a `UserError`.
 """
 
 import numpy as np
 import pandas as pd
 
+from common import UserError
 from harness.cli import parse_key_values
 from harness.report.format import DAGGER, Num, Row, Stat, Table
 from harness.report.load import group_column
+from harness.report.pool import mixed_cells, refuse_mixed, variant_labels
 from harness.report.stats import (
     LRA_TASKS,
     compare,
@@ -26,18 +34,28 @@ from harness.report.stats import (
     metric_values,
     ordered_tasks,
     summarize,
+    task_metrics,
+    task_objective,
 )
 
 LRA_AVG = "LRA avg"
+PUBLISHED_METRIC = "best/test_acc"
+PUBLISHED_PLACES = 2
+"""Published rows are test accuracies, shown with the two decimals the papers print."""
 
 
-def metric_label(metric: str) -> str:
-    """Human name of a metric for captions and axis labels, with its unit."""
-    if metric == "best/test_acc":
-        return "Test accuracy (%) at the best validation evaluation"
-    if metric == "best/val_acc":
-        return "Best validation accuracy (%)"
-    return f"{metric} (%)" if is_accuracy(metric) else metric
+def metric_label(metric: str, objective: str = "classification") -> str:
+    """Human name of a metric for captions and axis labels, with its unit and direction."""
+    names = {
+        "best/test_acc": "test accuracy (%)",
+        "best/val_acc": "best validation accuracy (%)",
+        "best/test_loss": "test MSE" if objective == "regression" else "test cross-entropy",
+        "best/val_loss": "best validation MSE"
+        if objective == "regression"
+        else "best validation cross-entropy",
+    }
+    name = names.get(metric, f"{metric} (%)" if is_accuracy(metric) else metric)
+    return f"{name}, {'higher' if higher_is_better(metric) else 'lower'} is better"
 
 
 def _seed_text(counts: pd.Series) -> str:
@@ -47,10 +65,27 @@ def _seed_text(counts: pd.Series) -> str:
     return f"{lo} seed{'s' * (lo != 1)} per cell" if lo == hi else f"{lo}-{hi} seeds per cell"
 
 
-def _caption(metric: str, counts: pd.Series, best_rule: str) -> str:
+def _metrics_text(metrics: dict[str, str], objectives: dict[str, str]) -> str:
+    """`test accuracy (%), higher is better (MLflow metric best/test_acc) on listops, text; ...`."""
+    by_metric: dict[tuple[str, str], list[str]] = {}
+    for task, metric in metrics.items():
+        by_metric.setdefault((metric, objectives[task]), []).append(task)
+    parts = [
+        f"{metric_label(metric, objective)} (MLflow metric {metric}"
+        f"{', at the best validation evaluation' if metric.startswith('best/test') else ''})"
+        f"{' on ' + ', '.join(tasks) if len(by_metric) > 1 else ''}"
+        for (metric, objective), tasks in by_metric.items()
+    ]
+    return "; ".join(parts)
+
+
+def _caption(
+    metrics: dict[str, str], objectives: dict[str, str], counts: pd.Series, best_rule: str
+) -> str:
+    text = _metrics_text(metrics, objectives)
     return (
-        f"{metric_label(metric)} (MLflow metric {metric}): mean ± sample std (ddof=1) over "
-        f"seeds, seed count in parentheses; {_seed_text(counts)}. {best_rule}"
+        f"{text[:1].upper()}{text[1:]}: mean ± sample std (ddof=1) over seeds, seed count in "
+        f"parentheses; {_seed_text(counts)}. {best_rule}"
     )
 
 
@@ -74,37 +109,72 @@ def _published_rows(published: pd.DataFrame, columns: list[str]) -> tuple[list[R
         cells: list[Stat | None] = []
         for task in columns:
             if task == LRA_AVG:
-                cells.append(Stat(lra_average(by_task["mean"].to_frame().T).iloc[0]))
+                avg = lra_average(by_task["mean"].to_frame().T).iloc[0]
+                cells.append(Stat(avg, places=PUBLISHED_PLACES))
             elif task in by_task.index:
-                cells.append(Stat(by_task.at[task, "mean"], by_task.at[task, "std"]))
+                mean, std = by_task.at[task, "mean"], by_task.at[task, "std"]
+                cells.append(Stat(mean, std, places=PUBLISHED_PLACES))
             else:
                 cells.append(None)
         rows.append(Row((f"{model} [{ref}]",), tuple(cells), published=True))
     return rows, sources
 
 
+def _objectives(runs: pd.DataFrame, metrics: dict[str, str]) -> dict[str, str]:
+    return {t: task_objective(runs[runs["task"] == t]) for t in metrics}
+
+
+def check_not_empty(runs: pd.DataFrame, summary: pd.DataFrame, metrics: dict[str, str]) -> None:
+    """`UserError` when finished runs exist but none of them logs its metric."""
+    if summary.empty and (runs["status"] == "FINISHED").any():
+        logged = sorted(
+            c.removeprefix("metrics.")
+            for c in runs
+            if c.startswith("metrics.best/") and runs[c].notna().any()
+        )
+        wanted = sorted(set(metrics.values()))
+        raise UserError(
+            f"no FINISHED run logs {', '.join(wanted)} (--metric), so the table would be empty; "
+            f"the runs log {logged}: pick one with --metric, or drop --metric to score each task "
+            "by its objective (classification best/test_acc, regression best/test_loss)"
+        )
+
+
 def leaderboard_table(
     runs: pd.DataFrame,
-    metric: str,
+    metric: str | None,
     published: pd.DataFrame | None,
     min_seeds: int,
     published_mode: str = "matched",
+    pool: list[str] | None = None,
 ) -> Table:
-    """Task x model leaderboard of `metric` over seeds, with published reference rows.
+    """Task x model leaderboard over seeds, with published reference rows.
 
+    `metric`: one metric for every task, or None for each task's objective metric.
     `published_mode`: `matched` shows published rows of the registered models present in `runs`,
-    `all` every published row on the shown tasks, `none` no published rows.
+    `all` every published row on the shown tasks, `none` no published rows. Cells that mix
+    experiments are split by the differing keys (row `model [key=value]`), except keys in `pool`.
     """
-    values = metric_values(runs, metric)
-    summary = summarize(runs, values, ["model", "task"])
+    metrics = task_metrics(runs, metric)
+    objectives = _objectives(runs, metrics)
+    values = metric_values(runs, metrics)
+    labels = runs[["model", "task"]]
+    mixed = mixed_cells(runs, labels, values, pool or [])
+    variant = variant_labels(mixed, runs, labels)
+    rows_frame = runs[["task", "seed"]].assign(
+        model=[m if not v else f"{m} [{v}]" for m, v in zip(runs["model"], variant, strict=True)]
+    )
+    summary = summarize(rows_frame, values, ["model", "task"])
+    check_not_empty(runs, summary, metrics)
     tasks = ordered_tasks(summary["task"].dropna())
     means = summary.pivot(index="model", columns="task", values="mean").reindex(columns=tasks)
-    has_lra = any(t in LRA_TASKS for t in tasks)
+    lra_shown = [t for t in tasks if t in LRA_TASKS]
+    has_lra = bool(lra_shown) and all(is_accuracy(metrics[t]) for t in lra_shown)
     columns = tasks + ([LRA_AVG] if has_lra else [])
     if has_lra:
         means[LRA_AVG] = lra_average(means)
     cells = summary.set_index(["model", "task"])
-    bold = {c: _best_mask(means[c], metric) for c in columns}
+    bold = {c: _best_mask(means[c], metrics.get(c, PUBLISHED_METRIC)) for c in columns}
     rows = []
     for model in means.index:
         row = []
@@ -121,7 +191,20 @@ def leaderboard_table(
         rows.append(Row((model,), tuple(row)))
     notes = []
     if summary.empty:
-        notes.append(f"No FINISHED run logs the metric {metric}; see the excluded runs.")
+        wanted = ", ".join(sorted(set(metrics.values())))
+        notes.append(f"No FINISHED run logs {wanted or 'a metric'}; see the excluded runs.")
+    missing = [t for t in metrics if t not in tasks]
+    if missing and not summary.empty:
+        notes.append(
+            "Not shown (no FINISHED run logs its metric): "
+            + ", ".join(f"{t} ({objectives[t]}, {metrics[t]})" for t in missing)
+        )
+    if mixed:
+        notes.append(
+            "Rows split where runs of one model and task differ in config besides the seed: "
+            + "; ".join(m.describe() for m in mixed)
+            + " (pool them on purpose with --pool KEY)."
+        )
     if (summary["n"] < min_seeds).any():
         notes.append(f"{DAGGER} fewer than {min_seeds} seeds.")
     if has_lra:
@@ -129,19 +212,30 @@ def leaderboard_table(
             f"{LRA_AVG}: mean over the six LRA tasks, computed only for rows that have all six; "
             "blank otherwise (published averages that count a failed Path-X as 50 are not used)."
         )
-    if published is not None and published_mode != "none" and is_accuracy(metric):
+    comparable = [c for c in columns if metrics.get(c, PUBLISHED_METRIC) == PUBLISHED_METRIC]
+    if published is not None and published_mode != "none" and comparable:
         chosen = (
             published
             if published_mode == "all"
-            else published[published["registered"].isin(set(means.index))]
+            else published[published["registered"].isin(set(runs["model"]))]
         )
-        pub_rows, sources = _published_rows(chosen, columns)
+        pub_rows, sources = _published_rows(chosen, comparable)
+        pub_rows = [
+            Row(r.labels, tuple(_spread(r.cells, comparable, columns)), published=True)
+            for r in pub_rows
+        ]
         if pub_rows:
             notes += ["Published rows: test accuracy (%) as reported, ± the paper's std; sources:"]
             notes += sources
         rows += pub_rows
-    caption = _caption(metric, summary["n"], "Best measured entry per column in bold.")
+    caption = _caption(metrics, objectives, summary["n"], "Best measured entry per column in bold.")
     return Table("leaderboard", "Leaderboard", ["model"], columns, rows, caption, notes)
+
+
+def _spread(cells: tuple, shown: list[str], columns: list[str]) -> list:
+    """Cells of the `shown` columns placed under `columns` (None elsewhere)."""
+    by_column = dict(zip(shown, cells, strict=True))
+    return [by_column.get(c) for c in columns]
 
 
 def parse_baseline(spec: str | None) -> dict[str, str]:
@@ -163,22 +257,41 @@ def _key_frame(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def ablation_table(
-    runs: pd.DataFrame, metric: str, keys: list[str], baseline: dict[str, str], min_seeds: int
+    runs: pd.DataFrame,
+    metric: str | None,
+    keys: list[str],
+    baseline: dict[str, str],
+    min_seeds: int,
+    pool: list[str] | None = None,
 ) -> Table:
     """One row per combination of `keys`, with comparisons against `baseline` rows.
 
-    The ablated keys are the baseline's keys (or the first grouping key without a baseline); the
-    best entry among rows that share the other keys is bold, and each row is compared with the
-    baseline row that shares them.
+    `metric`: one metric for every task, or None for each task's objective metric; when the rows
+    hold several metrics, a `metric` index column names each row's. The ablated keys are the
+    baseline's keys (or the first grouping key without a baseline); the best entry among rows that
+    share the other keys (and the metric) is bold, and each row is compared with the baseline row
+    that shares them. A cell that mixes experiments raises `UserError` (`refuse_mixed`) unless the
+    differing keys are in `pool`.
     """
-    values = metric_values(runs, metric)
+    metrics = task_metrics(runs, metric)
+    objectives = _objectives(runs, metrics)
+    values = metric_values(runs, metrics)
     frame = _key_frame(runs, keys)
-    summary = summarize(frame, values, keys)
+    refuse_mixed(mixed_cells(runs, frame[keys], values, pool or []))
+    frame["metric"] = runs["task"].map(metrics)
+    shown = frame.loc[np.isfinite(values), "metric"].dropna().unique()
+    index = keys + (["metric"] if len(shown) > 1 else [])
+    summary = summarize(frame, values, index)
+    check_not_empty(runs, summary, metrics)
+    single = shown[0] if len(shown) == 1 else "value"
+    metric_of = summary["metric"] if "metric" in index else pd.Series(single, index=summary.index)
     ablated = list(baseline) or keys[:1]
-    context = [k for k in keys if k not in ablated]
+    context = [k for k in index if k not in ablated]
     bold = pd.Series(False, index=summary.index)
     for _, part in summary.groupby(context) if context else [(None, summary)]:
-        bold[part.index] = _best_mask(part["mean"], metric)
+        part_metrics = metric_of[part.index].unique()
+        if len(part_metrics) == 1:
+            bold[part.index] = _best_mask(part["mean"], part_metrics[0])
     by_context = {}
     if baseline:
         for i, row in summary.iterrows():
@@ -196,15 +309,17 @@ def ablation_table(
                 cells += [None, "baseline", None]
             else:
                 cmp = compare(_by_seed(row), _by_seed(summary.loc[base]))
-                cells += [Num(cmp.diff, "+.2f"), cmp.test, Num(cmp.p_value, ".3g")]
-        rows.append(Row(tuple(str(row[k]) for k in keys), tuple(cells)))
-    columns = [metric] + (["Δ vs baseline", "test", "p"] if baseline else [])
+                cells += [Num(cmp.diff, like=stat), cmp.test, Num(cmp.p_value)]
+        rows.append(Row(tuple(str(row[k]) for k in index), tuple(cells)))
+    columns = [single] + (["Δ vs baseline", "test", "p"] if baseline else [])
     best_rule = (
         f"Best {'/'.join(ablated)} per {'/'.join(context)} in bold."
         if context
         else "Best row in bold."
     )
     notes = []
+    if pool:
+        notes.append(f"Pooled on purpose (--pool): {', '.join(pool)}.")
     if (summary["n"] < min_seeds).any():
         notes.append(f"{DAGGER} fewer than {min_seeds} seeds.")
     if baseline:
@@ -216,25 +331,28 @@ def ablation_table(
         )
     name = "ablation_" + "_".join(k.replace(".", "-").replace("/", "-") for k in keys)
     title = f"Ablation: {' x '.join(keys)}"
-    return Table(name, title, keys, columns, rows, _caption(metric, summary["n"], best_rule), notes)
+    shown_metrics = {t: m for t, m in metrics.items() if m in set(shown)} or metrics
+    caption = _caption(shown_metrics, objectives, summary["n"], best_rule)
+    return Table(name, title, index, columns, rows, caption, notes)
 
 
 def _by_seed(summary_row: pd.Series) -> pd.Series:
     return pd.Series(summary_row["values"], index=list(summary_row["seeds"]), dtype=float)
 
 
-def excluded_table(runs: pd.DataFrame, dropped: pd.DataFrame, metric: str) -> Table:
-    """Every run left out of the statistics, with the reason."""
-    col = f"metrics.{metric}"
-    has_metric = runs[col].notna() if col in runs.columns else pd.Series(False, index=runs.index)
+def excluded_table(runs: pd.DataFrame, dropped: pd.DataFrame, metric: str | None) -> Table:
+    """Every run left out of the statistics, with the reason (`metric` as in the tables)."""
+    metrics = task_metrics(runs, metric)
+    logged = metric_values(runs.assign(status="FINISHED"), metrics).notna()
     unfinished = runs[runs["status"] != "FINISHED"]
-    no_metric = runs[(runs["status"] == "FINISHED") & ~has_metric]
+    no_metric = runs[(runs["status"] == "FINISHED") & ~logged]
     rows = []
     for run in unfinished.itertuples():
         reason = run.status_reason if isinstance(run.status_reason, str) else "no reason logged"
         rows.append(_excluded_row(run, run.status, reason))
     for run in no_metric.itertuples():
-        rows.append(_excluded_row(run, run.status, f"metric {metric} not logged"))
+        reason = f"metric {metrics.get(run.task, metric)} not logged"
+        rows.append(_excluded_row(run, run.status, reason))
     for run in dropped.itertuples():
         rows.append(_excluded_row(run, run.status, run.reason))
     caption = "Runs not in the statistics above, with the reason."

@@ -16,6 +16,26 @@ from harness.layout import PROJECT_ROOT
 # Top-level keys that say where and how a point runs, not what it computes.
 EXCLUDED_FROM_HASH = ("launcher", "tracking", "paths", "hydra", "resume", "force")
 
+OPERATIONAL_KEYS = (
+    *EXCLUDED_FROM_HASH,
+    "trainer.progress",
+    "trainer.log_every",
+    "trainer.checkpoint",
+    "trainer.num_workers",
+    "trainer.pin_memory",
+    "task.cache_dir",
+)
+"""Config keys (and key prefixes) that say where and how a run executes, not what it computes."""
+
+
+def is_operational(key: str) -> bool:
+    """Whether a flattened config key (`trainer.log_every`, `paths.runs_dir`, ...) is operational:
+    equal to or under an `OPERATIONAL_KEYS` entry, or a key name starting with one
+    (`trainer.checkpoint` covers `trainer.checkpoint_every`). Reports ignore these keys when they
+    decide whether two runs are the same experiment."""
+    return any(key.startswith(prefix) for prefix in OPERATIONAL_KEYS)
+
+
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 
 

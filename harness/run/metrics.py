@@ -9,8 +9,10 @@ and ranks give exact dataset means: loss = loss_sum / count, accuracy = correct 
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset, TensorDataset
 
 from common import UserError
+from tasks import TaskInfo
 
 OBJECTIVES = ("classification", "regression")
 
@@ -53,3 +55,29 @@ def summarize(stats: torch.Tensor, objective: str, prefix: str) -> dict[str, flo
     if objective == "classification":
         out[f"{prefix}/acc"] = correct / count
     return out
+
+
+TRIVIAL_PREFIX = "trivial"
+"""Metrics `trivial/<split>_acc` | `trivial/<split>_loss` (split val, test): the score of a
+predictor that ignores its input, the level a report draws as chance (classification) or trivial
+predictor (regression)."""
+
+
+def trivial_metrics(info: TaskInfo, train: Dataset, splits: dict[str, Dataset]) -> dict[str, float]:
+    """The score on each of `splits` (name -> dataset) of an input-blind predictor, logged once
+    per run at step 0.
+
+    classification: `trivial/<split>_acc` = 1 / C, uniform guessing among the `d_output` classes.
+    regression: `trivial/<split>_loss` = mean((y - mean_i y_train[i])^2), the mean squared error
+        of predicting the training targets' mean (per output element, mean over items i), when the
+        splits hold their targets in memory (`TensorDataset`); otherwise nothing is logged.
+    """
+    if info.objective == "classification":
+        return {f"{TRIVIAL_PREFIX}/{name}_acc": 1.0 / info.d_output for name in splits}
+    if not all(isinstance(d, TensorDataset) for d in (train, *splits.values())):
+        return {}
+    mean = train.tensors[1].double().mean(dim=0)  # (...) per output element
+    return {
+        f"{TRIVIAL_PREFIX}/{name}_loss": float((d.tensors[1].double() - mean).square().mean())
+        for name, d in splits.items()
+    }

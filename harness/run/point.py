@@ -46,6 +46,7 @@ from harness.layout import (
 from harness.run import checkpoint, distributed, tracking
 from harness.run.config import config_hash, flatten, resolved
 from harness.run.distributed import DistContext
+from harness.run.metrics import trivial_metrics
 from harness.run.train import NonFiniteLoss, Trainer
 
 log = logging.getLogger(__name__)
@@ -161,9 +162,11 @@ def sweep_name(cfg: DictConfig) -> str | None:
     return None
 
 
-def _init_name(cfg: DictConfig) -> str:
-    """The model's initialization rule, as its registry spec names it (`legs`, `random`, ...)."""
-    return str(models.MODELS[str(cfg.model.name)]().init)
+def _model_tags(cfg: DictConfig) -> dict[str, str]:
+    """`kernel`: the model family (`s4` | `s4d` | `hope`); `init`: its initialization rule, the
+    HiPPO measure (`legs`, `fout`, `inv`, `lin`) or `random`, as its registry spec names them."""
+    spec = models.MODELS[str(cfg.model.name)]()
+    return {"kernel": spec.family, "init": str(spec.init)}
 
 
 def _environment_tags(ctx: DistContext, cfg: DictConfig) -> dict[str, str]:
@@ -184,7 +187,7 @@ def _new_run_tags(cfg: DictConfig, ctx: DistContext, digest: str) -> dict[str, s
     tags = {
         "task": str(cfg.task.name),
         "model": str(cfg.model.name),
-        "init": _init_name(cfg),
+        **_model_tags(cfg),
         "seed": str(cfg.seed),
         "config_hash": digest,
         "git_commit": _git_commit(),
@@ -299,6 +302,9 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> di
             trainer.load_state_dict(checkpoint.load(ckpt_path))
         if run is not None and plan.action == "fresh":
             run.log_params({"n_params": str(n_params)})
+            run.set_tags({"objective": data.info.objective})
+            evaluated = {"val": data.val, "test": data.test}
+            run.log_metrics(trivial_metrics(data.info, data.train, evaluated), 0)
             _write_artifact(run, directory / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
             groups = models.optim.describe_groups(trainer.module, trainer.optimizer.param_groups)
             _write_artifact(run, directory / GROUPS_FILE, json.dumps(groups, indent=2))
