@@ -171,6 +171,7 @@ def _environment_tags(ctx: DistContext, cfg: DictConfig) -> dict[str, str]:
         "host": socket.gethostname(),
         "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
         "world_size": str(ctx.world_size),
+        "torch_threads": str(torch.get_num_threads()),
         "effective_batch_size": str(
             int(cfg.trainer.batch_size) * ctx.world_size * int(cfg.trainer.grad_accum)
         ),
@@ -226,6 +227,11 @@ def _set_determinism(enabled: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def run_name(cfg: DictConfig) -> str:
+    """The MLflow run name, `<task>/<model>/s<seed>` (the `config_hash` tag tells points apart)."""
+    return f"{cfg.task.name}/{cfg.model.name}/s{cfg.seed}"
+
+
 def _open_run(
     cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path
 ) -> tracking.TrackedRun:
@@ -240,7 +246,7 @@ def _open_run(
         return run
     experiment_id = tracking.prepare_store(uri, cfg.tracking.experiment)
     digest = directory.name
-    name = f"{cfg.task.name}-{cfg.model.name}-s{cfg.seed}-{digest}"
+    name = run_name(cfg)
     run = tracking.TrackedRun.create(uri, experiment_id, name, _new_run_tags(cfg, ctx, digest))
     (directory / RUN_ID_FILE).write_text(run.run_id)
     run.log_params(flatten(cfg))
