@@ -8,6 +8,7 @@ SSM learning rate 0.001 with weight decay 0.
 """
 
 import types
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -51,60 +52,78 @@ class HopeLegsOptions(HopeOptions):
     legs_horizon: float = 1.0  # the Markov parameters sample LegS with step legs_horizon / M
 
 
+KernelBuilder = Callable[[LayerOptions, int], torch.nn.Module]
+"""A plugin's own kernel: (options, H) -> a module whose forward(L) is the (C, H, L) real kernel
+(C = 2 when bidirectional), with a `log_dt` parameter (H,) and a `circular` flag (see
+`models.layer.SSMLayer`)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """kernel: "dplr" | "diagonal" | "hope"; init: the initialization rule; options: defaults."""
+    """kernel: "dplr" | "diagonal" | "hope", or a plugin's `KernelBuilder`; init: the name of
+    the initialization rule (the run's `init` tag); options: the layer options' defaults."""
 
-    kernel: str
+    kernel: str | KernelBuilder
     init: str
     options: LayerOptions
 
 
-MODELS: Registry = Registry("model")
+MODELS: Registry = Registry("model", plugins="ssm_bench.models")
+"""Every model name; installed packages add theirs through the entry point group
+`ssm_bench.models` (`common.registry`)."""
 
 
 @MODELS.register("s4_legs")
 def s4_legs() -> ModelSpec:
+    """S4: DPLR kernel (Cauchy sum + Woodbury), HiPPO-LegS init."""
     return ModelSpec("dplr", "legs", LayerOptions())
 
 
 @MODELS.register("s4_fout")
 def s4_fout() -> ModelSpec:
+    """S4: DPLR kernel, HiPPO-FouT init."""
     return ModelSpec("dplr", "fout", LayerOptions())
 
 
 @MODELS.register("s4_random")
 def s4_random() -> ModelSpec:
+    """S4: DPLR kernel, random normal-plus-low-rank init (ablation)."""
     return ModelSpec("dplr", "random", LayerOptions())
 
 
 @MODELS.register("s4d_legs")
 def s4d_legs() -> ModelSpec:
+    """S4D: diagonal kernel (Vandermonde sum), the diagonal of DPLR-LegS."""
     return ModelSpec("diagonal", "legs", DiagonalOptions())
 
 
 @MODELS.register("s4d_inv")
 def s4d_inv() -> ModelSpec:
+    """S4D: diagonal kernel, S4D-Inv init (imaginary parts ~ N/(2n+1))."""
     return ModelSpec("diagonal", "inv", DiagonalOptions())
 
 
 @MODELS.register("s4d_lin")
 def s4d_lin() -> ModelSpec:
+    """S4D: diagonal kernel, S4D-Lin init (imaginary parts pi n)."""
     return ModelSpec("diagonal", "lin", DiagonalOptions())
 
 
 @MODELS.register("s4d_random")
 def s4d_random() -> ModelSpec:
+    """S4D: diagonal kernel, random init (ablation)."""
     return ModelSpec("diagonal", "random", DiagonalOptions())
 
 
 @MODELS.register("hope")
 def hope() -> ModelSpec:
+    """HOPE: transfer function from Markov parameters (Hankel operator), random init."""
     return ModelSpec("hope", "random", HopeOptions())
 
 
 @MODELS.register("hope_legs")
 def hope_legs() -> ModelSpec:
+    """HOPE: Markov parameters of a bilinear-discretized HiPPO-LegS system."""
     return ModelSpec("hope", "legs", HopeLegsOptions())
 
 
@@ -194,6 +213,8 @@ def build_layer(name: str, d_model: int, d_state: int | None = None, **overrides
 
 
 def _build_kernel(spec: ModelSpec, opts: LayerOptions, H: int) -> torch.nn.Module:
+    if callable(spec.kernel):
+        return spec.kernel(opts, H)
     N, channels = opts.d_state, 2 if opts.bidirectional else 1
     common = dict(dt_min=opts.dt_min, dt_max=opts.dt_max, lr=opts.lr, freeze_A=opts.freeze_A)
     if spec.kernel == "dplr":
