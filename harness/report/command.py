@@ -1,13 +1,14 @@
 """`python -m harness.report`: leaderboard and ablation tables (and figures) from an MLflow store.
 
-    python -m harness.report [--tracking-uri URI] [--out results/] [--plots]
+    python -m harness.report [--tracking-uri URI] [--out results/] [--plots] [--html]
         [--format md|latex|csv|term] [--metric best/test_acc] [--group-by init,task ...]
         [--baseline init=legs] [--experiment ssm-bench ...] [--sweep ID ...] [--tag k=v ...]
         [--since YYYY-MM-DD] [--status FINISHED ...] [--seeds N] [--published matched|all|none]
 
 Writes `<out>/leaderboard.{md,tex,csv}`, one `<out>/ablation_<keys>.{md,tex,csv}` per `--group-by`,
-`<out>/excluded_runs.csv`, and with `--plots` the figures under `<out>/figures/`; prints the
-tables in the `--format` chosen. User errors exit with status 2 and one line on stderr.
+`<out>/excluded_runs.csv`, with `--plots` the figures under `<out>/figures/`, and with `--html`
+the figures and the page `<out>/site/index.html` (`harness.report.html`); prints the tables in
+the `--format` chosen. User errors exit with status 2 and one line on stderr.
 """
 
 import argparse
@@ -50,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "results", help="output folder")
     p.add_argument("--plots", action="store_true", help="also write figures under <out>/figures")
+    p.add_argument(
+        "--html", action="store_true", help="also write the figures and <out>/site/index.html"
+    )
     p.add_argument("--format", choices=sorted(RENDERERS), default="term", help="printed format")
     p.add_argument("--metric", default="best/test_acc", help="MLflow metric to tabulate")
     p.add_argument(
@@ -136,12 +140,17 @@ def run(args: argparse.Namespace) -> list[Path]:
     written.append(excluded_csv)
     render = RENDERERS[args.format]
     print("\n".join(render(t) for t in [*tables, excluded] if t.rows or t is tables[0]))
-    if args.plots:
+    if args.plots or args.html:
         from harness.report.figures import (
             write_figures,  # torch and the models load only for figures
         )
 
-        written += write_figures(uri, result.kept, args, published)
+        figures = write_figures(uri, result.kept, args, published)
+        written += figures
+    if args.html:
+        from harness.report.html import write_site
+
+        written.append(write_site(args.out / "site", [*tables, excluded], figures, result.kept))
     log.info("wrote %s", ", ".join(str(p) for p in written))
     return written
 

@@ -134,7 +134,8 @@ def _broadcast(plan: Plan | None, ctx: DistContext) -> Plan:
     return box[0]
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The project's checked-out commit (`git rev-parse HEAD`), "unknown" outside a git clone."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -188,7 +189,7 @@ def _new_run_tags(cfg: DictConfig, ctx: DistContext, digest: str) -> dict[str, s
         "init": _init_name(cfg),
         "seed": str(cfg.seed),
         "config_hash": digest,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "requeues": "0",
         **_environment_tags(ctx, cfg),
     }
