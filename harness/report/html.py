@@ -29,9 +29,10 @@ PAGE_FILE = "index.html"
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-       max-width: 72rem; padding: 0 1rem; color: #1b1b1b; line-height: 1.4; }
+       max-width: 90rem; padding: 0 1rem; color: #1b1b1b; line-height: 1.4; }
 h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 .meta { color: #555; font-size: 0.9rem; }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.6rem 0 0.4rem; font-size: 0.92rem; }
 th, td { padding: 0.3rem 0.7rem; border-bottom: 1px solid #ddd; white-space: nowrap; }
 th { border-bottom: 2px solid #333; cursor: pointer; user-select: none; text-align: left; }
@@ -132,11 +133,11 @@ def table_html(table: Table) -> str:
             f'<section id="{esc(table.name)}">',
             f"<h2>{esc(table.title)}</h2>",
             f'<p class="caption">{esc(table.caption)}</p>',
-            f'<table class="sortable" id="table-{esc(table.name)}">',
+            f'<div class="scroll"><table class="sortable" id="table-{esc(table.name)}">',
             f"<thead><tr>{head}</tr></thead>",
             "<tbody>",
             *body,
-            "</tbody></table>",
+            "</tbody></table></div>",
             f'<ul class="notes">{notes}</ul>' if notes else "",
             "</section>",
         ]
