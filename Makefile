@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install quickstart test lint slurm
+.PHONY: install quickstart test lint slurm browser
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,9 +25,13 @@ quickstart: install
 slurm:
 	bash .ci/slurm/setup.sh
 
+# Debian's chromium for the headless-browser test of the leaderboard page; idempotent.
+browser:
+	bash .ci/browser/setup.sh
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: install slurm lint
+test: install slurm browser lint
 	$(PY) -m pytest

@@ -8,9 +8,35 @@ A run directory is `<paths.runs_dir>/<config_hash>/` (`harness.run.config.config
 directory is `<paths.sweeps_dir>/<sweep name>/`.
 """
 
+import importlib.metadata
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIGS_DIR = PROJECT_ROOT / "configs"  # Hydra's primary config directory
+
+CONFIG_PLUGINS = "ssm_bench.configs"
+"""Entry point group of installed packages' config directories: each entry point names a package
+(`my_ssm.configs`) whose folder holds `model/<name>.yaml`, `task/<name>.yaml`, ... like configs/."""
+
+
+def plugin_config_dirs() -> list[Path]:
+    """The config directories that installed plugins declare (`CONFIG_PLUGINS`), by plugin name.
+
+    Importing the named package is what locates it, so a package that fails to import raises.
+    """
+    dirs = []
+    for entry in sorted(
+        importlib.metadata.entry_points(group=CONFIG_PLUGINS), key=lambda e: e.name
+    ):
+        package = entry.load()
+        dirs.extend(Path(p) for p in getattr(package, "__path__", []))
+    return dirs
+
+
+def config_dirs() -> list[Path]:
+    """Where configs are looked up, in Hydra's order: `configs/`, then the plugins' directories."""
+    return [CONFIGS_DIR, *plugin_config_dirs()]
+
 
 # Files of a run directory.
 RUN_ID_FILE = "mlflow_run_id"  # the MLflow run id; written once the run is fully created

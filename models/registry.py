@@ -12,6 +12,7 @@ published recipes set.
 """
 
 import types
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -85,67 +86,85 @@ class HopeLegsOptions(HopeOptions):
 KERNEL_FAMILIES = {"dplr": "s4", "diagonal": "s4d", "hope": "hope"}
 """The model family each kernel kind belongs to: S4 (DPLR), S4D (diagonal), HOPE (Hankel)."""
 
+KernelBuilder = Callable[[LayerOptions, int], torch.nn.Module]
+"""A plugin's own kernel: (options, H) -> a module whose forward(L) is the (C, H, L) real kernel
+(C = 2 when bidirectional), with a `log_dt` parameter (H,) and a `circular` flag (see
+`models.layer.SSMLayer`)."""
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """kernel: "dplr" | "diagonal" | "hope"; init: the initialization rule (the HiPPO measure
-    `legs` | `fout` | `inv` | `lin`, or `random`); options: defaults."""
+    """kernel: "dplr" | "diagonal" | "hope", or a plugin's `KernelBuilder`; init: the
+    initialization rule (the HiPPO measure `legs` | `fout` | `inv` | `lin`, or `random`; the run's
+    `init` tag); options: the layer options' defaults."""
 
-    kernel: str
+    kernel: str | KernelBuilder
     init: str
     options: LayerOptions
 
     @property
     def family(self) -> str:
-        """`s4` | `s4d` | `hope`: the kernel's family (`KERNEL_FAMILIES`), the run tag `kernel`."""
-        return KERNEL_FAMILIES[self.kernel]
+        """`s4` | `s4d` | `hope` (`KERNEL_FAMILIES`), or `plugin` for a plugin's own kernel: the
+        run tag `kernel`."""
+        return KERNEL_FAMILIES[self.kernel] if isinstance(self.kernel, str) else "plugin"
 
 
-MODELS: Registry = Registry("model")
+MODELS: Registry = Registry("model", plugins="ssm_bench.models")
+"""Every model name; installed packages add theirs through the entry point group
+`ssm_bench.models` (`common.registry`)."""
 
 
 @MODELS.register("s4_legs")
 def s4_legs() -> ModelSpec:
+    """S4: DPLR kernel (Cauchy sum + Woodbury), HiPPO-LegS init."""
     return ModelSpec("dplr", "legs", DPLROptions())
 
 
 @MODELS.register("s4_fout")
 def s4_fout() -> ModelSpec:
+    """S4: DPLR kernel, HiPPO-FouT init."""
     return ModelSpec("dplr", "fout", DPLROptions())
 
 
 @MODELS.register("s4_random")
 def s4_random() -> ModelSpec:
+    """S4: DPLR kernel, random normal-plus-low-rank init (ablation)."""
     return ModelSpec("dplr", "random", DPLROptions(b_clip=None))  # no reference draw to clip
 
 
 @MODELS.register("s4d_legs")
 def s4d_legs() -> ModelSpec:
+    """S4D: diagonal kernel (Vandermonde sum), the diagonal of DPLR-LegS."""
     return ModelSpec("diagonal", "legs", DiagonalLegsOptions())
 
 
 @MODELS.register("s4d_inv")
 def s4d_inv() -> ModelSpec:
+    """S4D: diagonal kernel, S4D-Inv init (imaginary parts ~ N/(2n+1))."""
     return ModelSpec("diagonal", "inv", DiagonalOptions())
 
 
 @MODELS.register("s4d_lin")
 def s4d_lin() -> ModelSpec:
+    """S4D: diagonal kernel, S4D-Lin init (imaginary parts pi n)."""
     return ModelSpec("diagonal", "lin", DiagonalOptions())
 
 
 @MODELS.register("s4d_random")
 def s4d_random() -> ModelSpec:
+    """S4D: diagonal kernel, random init (ablation)."""
     return ModelSpec("diagonal", "random", DiagonalRandomOptions())
 
 
 @MODELS.register("hope")
 def hope() -> ModelSpec:
+    """HOPE: transfer function from Markov parameters (Hankel operator), random init."""
     return ModelSpec("hope", "random", HopeOptions())
 
 
 @MODELS.register("hope_legs")
 def hope_legs() -> ModelSpec:
+    """HOPE: Markov parameters of a bilinear-discretized HiPPO-LegS system."""
     return ModelSpec("hope", "legs", HopeLegsOptions())
 
 
@@ -266,6 +285,8 @@ def _build_kernel(
     spec: ModelSpec, opts: LayerOptions, H: int, l_max: int | None
 ) -> torch.nn.Module:
     """The kernel module; S4 and S4D draw S = n_ssm (default H) copies of (Lambda, B)."""
+    if callable(spec.kernel):
+        return spec.kernel(opts, H)
     N, channels = opts.d_state, 2 if opts.bidirectional else 1
     training = SSMTraining(
         dt_min=opts.dt_min,

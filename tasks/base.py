@@ -12,7 +12,9 @@ from torch.utils.data import Dataset
 
 from common import Registry, UserError
 
-TASKS: Registry = Registry("task")
+TASKS: Registry = Registry("task", plugins="ssm_bench.tasks")
+"""Every task name; installed packages add theirs through the entry point group `ssm_bench.tasks`
+(`common.registry`)."""
 
 
 @dataclass(frozen=True)

@@ -51,19 +51,21 @@ def tiny(
     ]
 
 
-def env() -> dict[str, str]:
+def env(**overrides: str) -> dict[str, str]:
     """The subprocess environment: one thread per process, no inherited tracking store."""
     values = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     values["OMP_NUM_THREADS"] = "1"
-    return values
+    return values | overrides
 
 
-def harness_run(args: list[str], root: Path, timeout: float) -> subprocess.CompletedProcess:
-    """`python -m harness.run <args>` in `root`; output captured as text."""
+def harness_run(
+    args: list[str], root: Path, timeout: float, **environment: str
+) -> subprocess.CompletedProcess:
+    """`python -m harness.run <args>` in `root` (`environment` added); output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", "harness.run", *args],
         cwd=root,
-        env=env(),
+        env=env(**environment),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -43,3 +43,45 @@ def test_registry_names_equal_design_and_config_file_names(registry, folder, exp
     config_names = {path.stem for path in (CONFIGS / folder).glob("*.yaml")}
     assert set(registry.names()) == expected
     assert config_names == expected
+
+
+class FakeEntryPoint:
+    """An installed plugin's entry point: `load()` imports its module, which registers names."""
+
+    def __init__(self, name: str, load) -> None:
+        self.name, self.value, self._load = name, f"{name}.plugin", load
+        self.loads = 0
+
+    def load(self):
+        self.loads += 1
+        return self._load()
+
+
+def test_plugins_register_lazily_on_the_first_query(monkeypatch):
+    registry: Registry = Registry("widget", plugins="ssm_bench.widgets")
+    registry.register("alpha")(object())
+    plugin = FakeEntryPoint("extra", lambda: registry.register("gamma")(object()))
+    groups = []
+
+    def entry_points(group):
+        groups.append(group)
+        return [plugin]
+
+    monkeypatch.setattr("common.registry.importlib.metadata.entry_points", entry_points)
+    assert plugin.loads == 0, "registering built-ins loads no plugin"
+    assert registry.names() == ["alpha", "gamma"] and groups == ["ssm_bench.widgets"]
+    assert "gamma" in registry and len(registry) == 2 and list(registry) == ["alpha", "gamma"]
+    assert registry.origins == {"gamma": "extra.plugin"}
+    assert plugin.loads == 1, "plugins load once"
+
+
+def test_a_broken_plugin_is_a_user_error_naming_it(monkeypatch):
+    registry: Registry = Registry("widget", plugins="ssm_bench.widgets")
+
+    def broken():
+        raise ImportError("No module named 'torch_nightly'")
+
+    plugin = FakeEntryPoint("bad", broken)
+    monkeypatch.setattr("common.registry.importlib.metadata.entry_points", lambda group: [plugin])
+    with pytest.raises(UserError, match=r"widget plugin 'bad' \(bad.plugin.*torch_nightly"):
+        registry["alpha"]

@@ -12,14 +12,14 @@ from torch import nn
 import models
 from common import UserError
 from harness import layout
-from harness.run import checkpoint
+from harness.run import checkpoint, tracking
 from harness.run.config import config_hash, flatten
 from harness.run.point import execute, point_state, run_dir
 from harness.run.train import NonFiniteLoss
 
 TAGS = {"task", "model", "kernel", "init", "objective", "seed", "config_hash", "git_commit"}
 TAGS |= {"host", "device"}
-TAGS |= {"world_size", "effective_batch_size", "requeues"}
+TAGS |= {"world_size", "effective_batch_size", "requeues", "torch_threads"}
 STEP_METRICS = {"train/loss", "train/acc", "lr/default", "perf/samples_per_s"}
 EVAL_METRICS = {"val/loss", "val/acc", "test/loss", "test/acc", "epoch"}
 FINAL_METRICS = {"best/val_acc", "best/val_loss", "best/test_acc", "best/test_loss", "best/step"}
@@ -53,6 +53,15 @@ def test_run_records_params_tags_metrics_artifacts_and_checkpoints(make_cfg, tra
     digest = config_hash(cfg)
 
     assert set(run.data.tags) >= TAGS
+    assert run.info.run_name == "copying/s4d_lin/s0"
+    # The experiment's saved runs-table view shows columns this run has.
+    experiment = client.get_experiment(run.info.experiment_id)
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{tracking.RUNS_VIEW_KEY}"])
+    have = {"tags": set(run.data.tags) | {"sweep"}, "metrics": set(run.data.metrics)}
+    have |= {"params": set(run.data.params), "attributes": {"Duration"}}
+    for kind, key in tracking.RUNS_VIEW_COLUMNS:
+        assert f"{kind}.`{key}`" in view["selectedColumns"]
+        assert key in have[kind], (kind, key)
     assert run.data.tags["config_hash"] == digest and run.data.tags["effective_batch_size"] == "8"
     assert "sweep" not in run.data.tags  # a single run outside a Hydra multirun
     params = run.data.params

@@ -6,6 +6,7 @@ The sweep test runs the real chain: `python -m harness.run -m hydra/launcher=loc
 the status table says.
 """
 
+import re
 from pathlib import Path
 
 import cloudpickle
@@ -15,7 +16,8 @@ import sweep_helpers as sh
 from common import UserError
 from harness.cluster import launcher
 from harness.cluster.jobs import result_outcome
-from harness.cluster.launcher import local_slots, swept
+from harness.cluster.launcher import job_threads, local_slots, swept
+from harness.cluster.progress import Outcome, summary_table
 from harness.cluster.status import RunView, row_state
 from harness.cluster.status import main as status_main
 
@@ -43,7 +45,8 @@ def test_local_sweep_runs_six_points_two_at_a_time(tmp_path: Path) -> None:
         f"seed={','.join(map(str, SEEDS))}",
         *sh.tiny(tmp_path),
     ]
-    done = sh.harness_run(args, tmp_path, timeout=400)
+    # A thread count the launcher must replace: each job gets cpus_per_task (1) threads.
+    done = sh.harness_run(args, tmp_path, timeout=400, OMP_NUM_THREADS="3")
     assert done.returncode == 0, done.stderr[-3000:]
 
     found = sh.runs(tmp_path)
@@ -58,13 +61,48 @@ def test_local_sweep_runs_six_points_two_at_a_time(tmp_path: Path) -> None:
     assert len(jobs) == len(found)
     spans = [(r.info.start_time, r.info.end_time) for r in found]
     assert _max_overlap(spans) <= 2
-    assert "local launcher: 2 job(s) at once" in done.stderr + done.stdout
+    threads = job_threads(2, cpus_per_task=1)
+    output = done.stdout + done.stderr  # Hydra logs to stdout
+    assert f"local launcher: 2 job(s) at once, {threads} thread(s) per process" in output
+    assert {r.data.tags["torch_threads"] for r in found} == {str(threads)}
+    assert {r.info.run_name for r in found} == {f"adding/{m}/s{s}" for m in MODELS for s in SEEDS}
+    # A line per finished point as it ends, then the summary table of all six.
+    for model in MODELS:
+        for seed in SEEDS:
+            assert re.search(
+                rf"#\d+ model={model} seed={seed}: finished, best/val_loss [\d.]+", output
+            )
+    assert re.search(r"^6 points: 6 finished$", done.stdout, re.M), done.stdout[-2000:]
 
     table = sh.harness_status(tmp_path)
     assert table.returncode == 0, table.stderr
     assert "6 finished" in table.stdout
     for model in MODELS:
         assert f"model={model}" in table.stdout
+
+
+def test_job_threads_never_exceed_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher.os, "cpu_count", lambda: 8)
+    assert job_threads(2, cpus_per_task=4) == 4
+    assert job_threads(4, cpus_per_task=4) == 2  # 4 jobs share 8 cores
+    assert job_threads(2, cpus_per_task=2, tasks_per_node=2) == 2
+    assert job_threads(16, cpus_per_task=1) == 1  # at least one each
+    assert job_threads(1, cpus_per_task=32) == 8
+    with pytest.raises(UserError, match="cpus_per_task=0"):
+        job_threads(1, cpus_per_task=0)
+
+
+def test_outcome_lines_and_summary_table() -> None:
+    done = Outcome(0, "model=hope seed=1", "finished", "best/val_acc", 0.43216, 12.34)
+    assert done.line() == "#0 model=hope seed=1: finished, best/val_acc 43.22, 12.3 s"
+    failed = Outcome(1, "model=s4_legs seed=0", "failed: non-finite loss", "", float("nan"), 3.0)
+    skipped = Outcome(
+        2, "model=s4d_lin seed=0", "skipped (finished)", "best/val_loss", 0.5, float("nan")
+    )
+    table = summary_table([done, failed, skipped]).splitlines()
+    assert table[-1] == "3 points: 1 finished, 1 failed, 1 skipped"
+    row = next(line for line in table if "model=s4d_lin" in line)
+    assert row.split()[-3:] == ["best/val_loss", "0.5", "-"]
 
 
 def test_swept_labels_keep_only_what_differs() -> None:

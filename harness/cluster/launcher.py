@@ -21,16 +21,21 @@ add what a benchmark sweep needs around them:
   by SIGTERM (preemption, `scontrol requeue`) exits after its checkpoint without a result, so
   the launcher waits for the requeued job instead of reporting a failure.
 - `local`: at most `max_parallel` jobs at once (default: one per group of `gpus_per_node` visible
-  GPUs, each job pinned to its own, else one per `cpus_per_task` CPU cores).
+  GPUs, each job pinned to its own, else one per `cpus_per_task` CPU cores). Each job's processes
+  get `cpus_per_task` threads (`OMP_NUM_THREADS`, `MKL_NUM_THREADS` in their environment and
+  `torch.set_num_threads`), fewer when the running jobs would need more cores than the machine has.
+- Progress. Each finished point is logged as one line (state, best validation score, wall time,
+  `harness.cluster.progress`) and the sweep ends with a summary table of every point.
 """
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from common import UserError
+from harness.cluster import progress
 from harness.cluster.jobs import JobRecord, is_active, job_states, write_json_atomically
 from harness.cluster.task_env import export_dist_env
 from harness.layout import MANIFEST, RUN_ID_FILE
@@ -55,6 +61,7 @@ from harness.run.tracking import TrackedRun
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # how often the local launcher looks for a finished job
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set for every local job's processes
 
 
 class RequeueLimitExceeded(Exception):
@@ -152,6 +159,9 @@ class _SweepLauncher(BaseSubmititLauncher):
                 f"hydra.launcher.max_requeues={self.max_requeues} must be >= 0 (0: never requeue)"
             )
         self.policy = policy
+        self.threads: int | None = None  # torch threads of each job process (None: leave them)
+        self._started: dict[int, float] = {}
+        self._outcomes: dict[int, progress.Outcome] = {}
 
     # ---------------------------------------------------------------- inside the job
     def __call__(
@@ -166,6 +176,8 @@ class _SweepLauncher(BaseSubmititLauncher):
         """Run one point in the job: set up DDP variables, account requeues, run the task."""
         assert self.hydra_context is not None and self.config is not None
         assert self.task_function is not None
+        if self.threads is not None:
+            limit_threads(self.threads)
         export_dist_env()
         requeues = max(requeues, int(os.environ.get("SLURM_RESTART_COUNT", "0")))
         Singleton.set_state(singleton_state)
@@ -242,9 +254,26 @@ class _SweepLauncher(BaseSubmititLauncher):
             sweep.name,
         )
         returns = dict(zip((p.index for p in todo), self._run(sweep, todo), strict=True))
+        self._print_summary(sweep)
         return [
             returns.get(p.index) or self._completed_return(p, skipped=p.note) for p in sweep.points
         ]
+
+    def _finished(self, point: Point, ret: JobReturn) -> None:
+        """Log the line of a point whose job just ended."""
+        wall_s = time.perf_counter() - self._started[point.index]
+        done = progress.outcome(point.index, point.label, Path(point.run_dir), ret, wall_s)
+        self._outcomes[point.index] = done
+        log.info("%s", done.line())
+
+    def _print_summary(self, sweep: Sweep) -> None:
+        """Print every point's outcome (skipped ones too) as one table on stdout."""
+        rows = [
+            self._outcomes.get(p.index)
+            or progress.outcome(p.index, p.label, Path(p.run_dir), None, float("nan"), p.note)
+            for p in sweep.points
+        ]
+        print(f"sweep {sweep.name}:\n{progress.summary_table(rows)}", flush=True)
 
     def _plan(self, job_overrides: Sequence[Sequence[str]], first: int) -> Sweep:
         """Compose every point's config and decide: submit, or skip and why."""
@@ -315,6 +344,7 @@ class _SweepLauncher(BaseSubmititLauncher):
     def _submitted(self, sweep: Sweep, point: Point, job: submitit.Job) -> None:
         """Record and print a fresh submission."""
         point.job_id = str(job.job_id)
+        self._started[point.index] = time.perf_counter()
         record = JobRecord.new(point.job_id, self._EXECUTOR, sweep.submitit_folder, sweep.name)
         record.save(Path(point.run_dir))
         log.info(
@@ -375,6 +405,8 @@ class SlurmLauncher(_SweepLauncher):
 
     def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
         executor = self._executor()
+        if self.params.get("cpus_per_task"):  # SLURM allots the cores; torch is told to use them
+            self.threads = int(self.params["cpus_per_task"])
         jobs = executor.map_array(self, *zip(*(self._job_args(p) for p in todo), strict=True))
         for point, job in zip(todo, jobs, strict=True):
             self._submitted(sweep, point, job)
@@ -384,7 +416,11 @@ class SlurmLauncher(_SweepLauncher):
                 "not waiting (hydra.launcher.wait=false); follow it with harness.cluster.status"
             )
             return [self._completed_return(p, job_id=p.job_id) for p in todo]
-        return [self._collect(job) for job in jobs]
+        returns = []
+        for point, job in zip(todo, jobs, strict=True):  # in submission order
+            returns.append(self._collect(job))
+            self._finished(point, returns[-1])
+        return returns
 
 
 def visible_gpus() -> list[int]:
@@ -421,6 +457,42 @@ def local_slots(
     return slots[:max_parallel] if max_parallel is not None else slots
 
 
+def job_threads(n_jobs: int, cpus_per_task: int, tasks_per_node: int = 1) -> int:
+    """Threads of each process when `n_jobs` jobs of `tasks_per_node` processes run at once.
+
+    `cpus_per_task`, lowered so that all processes together use at most `os.cpu_count()` threads
+    (and at least one each).
+    """
+    if cpus_per_task < 1:
+        raise UserError(f"hydra.launcher.cpus_per_task={cpus_per_task} must be >= 1")
+    fair_share = (os.cpu_count() or 1) // max(1, n_jobs * tasks_per_node)
+    return max(1, min(cpus_per_task, fair_share))
+
+
+def limit_threads(threads: int) -> None:
+    """Cap this process (and the processes it starts) at `threads` compute threads."""
+    import torch
+
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set `values` in `os.environ` for the block (a local job copies it when it starts)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
 class LocalLauncher(_SweepLauncher):
     """The points of a sweep as local submitit jobs, at most `max_parallel` at once."""
 
@@ -428,12 +500,20 @@ class LocalLauncher(_SweepLauncher):
     _POLICY_KEYS = ("rerun_failed", "max_requeues", "max_parallel")
 
     def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
+        cpus_per_task = int(self.params.get("cpus_per_task") or 1)
         slots = local_slots(
             self.policy.get("max_parallel"),
             int(self.params.get("gpus_per_node") or 0),
-            int(self.params.get("cpus_per_task") or 1),
+            cpus_per_task,
         )
-        log.info("local launcher: %d job(s) at once", len(slots))
+        n_jobs = min(len(slots), len(todo))
+        self.threads = job_threads(
+            n_jobs, cpus_per_task, int(self.params.get("tasks_per_node") or 1)
+        )
+        log.info(
+            "local launcher: %d job(s) at once, %d thread(s) per process", len(slots), self.threads
+        )
+        threads_env = dict.fromkeys(THREAD_VARIABLES, str(self.threads))
         params = {k: v for k, v in self.params.items() if k != "submitit_folder"}
         executor = submitit.LocalExecutor(
             folder=self.params["submitit_folder"], max_num_timeout=self.max_requeues
@@ -447,7 +527,8 @@ class LocalLauncher(_SweepLauncher):
                 point, gpus = waiting.pop(0), slots.pop(0)
                 if gpus:
                     executor.update_parameters(visible_gpus=gpus)
-                job = executor.submit(self, *self._job_args(point))
+                with _environment(threads_env):  # the job's processes start with these
+                    job = executor.submit(self, *self._job_args(point))
                 self._submitted(sweep, point, job)
                 sweep.write_manifest()
                 running[point.index] = (job, gpus)
@@ -455,6 +536,7 @@ class LocalLauncher(_SweepLauncher):
             for index, (job, gpus) in list(running.items()):
                 if job.done():
                     returns[index] = self._collect(job)
+                    self._finished(next(p for p in todo if p.index == index), returns[index])
                     slots.append(gpus)
                     del running[index]
         return [returns[p.index] for p in todo]

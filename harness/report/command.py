@@ -1,15 +1,16 @@
 """`python -m harness.report`: leaderboard and ablation tables (and figures) from an MLflow store.
 
-    python -m harness.report [--tracking-uri URI] [--out results/] [--plots [--bench]]
+    python -m harness.report [--tracking-uri URI] [--out results/] [--plots [--bench]] [--html]
         [--format md|latex|csv|term] [--metric best/test_acc] [--digits 3]
         [--group-by model,task ...] [--baseline model=s4_legs] [--pool KEY ...]
         [--experiment ssm-bench ...] [--sweep ID ...] [--tag k=v ...]
         [--since YYYY-MM-DD] [--status FINISHED ...] [--seeds N] [--published matched|all|none]
 
 Writes `<out>/leaderboard.{md,tex,csv}`, one `<out>/ablation_<keys>.{md,tex,csv}` per `--group-by`,
-`<out>/excluded_runs.csv`, and with `--plots` the figures under `<out>/figures/` (the benchmark
-figures only with `--bench`); prints the tables in the `--format` chosen. Each task is scored by
-its objective's metric unless `--metric` names one. User errors exit with status 2 and one line on
+`<out>/excluded_runs.csv`, with `--plots` the figures under `<out>/figures/` (the benchmark
+figures only with `--bench`), and with `--html` the figures and the page `<out>/site/index.html`
+(`harness.report.html`); prints the tables in the `--format` chosen. Each task is scored by its
+objective's metric unless `--metric` names one. User errors exit with status 2 and one line on
 stderr.
 """
 
@@ -74,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", action="store_true", help="also write figures under <out>/figures")
     p.add_argument(
         "--bench", action="store_true", help="with --plots: also the figures of --bench-dir"
+    )
+    p.add_argument(
+        "--html", action="store_true", help="also write the figures and <out>/site/index.html"
     )
     p.add_argument("--format", choices=sorted(RENDERERS), default="term", help="printed format")
     p.add_argument(
@@ -195,12 +199,17 @@ def run(args: argparse.Namespace) -> list[Path]:
     written.append(excluded_csv)
     render = RENDERERS[args.format]
     print("\n".join(render(t) for t in [*tables, excluded] if t.rows or t is tables[0]))
-    if args.plots:
+    if args.plots or args.html:
         from harness.report.figures import (
             write_figures,  # torch and the models load only for figures
         )
 
-        written += write_figures(uri, kept, args, published, pool)
+        figures = write_figures(uri, kept, args, published, pool)
+        written += figures
+    if args.html:
+        from harness.report.html import write_site
+
+        written.append(write_site(args.out / "site", [*tables, excluded], figures, kept))
     log.info("wrote %s", ", ".join(str(p) for p in written))
     return written
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from common import UserError
 from harness.cli import report_user_error
-from harness.layout import PROJECT_ROOT
+from harness.layout import CONFIGS_DIR, config_dirs
 
 # Config groups whose option names are registry names (configs/<group>/<name>.yaml).
 NAMED_GROUPS = ("task", "model")
@@ -26,13 +26,17 @@ _SIMPLE_CHOICE = re.compile(r"^(task|model)=([\w,]+)$")
 
 
 def check_names(argv: list[str]) -> None:
-    """Answer an unknown `task=` / `model=` choice (also in a comma sweep) before composing."""
+    """Answer an unknown `task=` / `model=` choice (also in a comma sweep) before composing.
+
+    The valid names are the config files of the group in `configs/` and in installed plugins'
+    config directories (`harness.layout.config_dirs`).
+    """
     for arg in argv:
         match = _SIMPLE_CHOICE.match(arg)
         if not match:
             continue
         group, values = match.groups()
-        valid = sorted(p.stem for p in (PROJECT_ROOT / "configs" / group).glob("*.yaml"))
+        valid = sorted({p.stem for d in config_dirs() for p in (d / group).glob("*.yaml")})
         for value in values.split(","):
             if value not in valid:
                 raise UserError(
@@ -52,7 +56,7 @@ def _stop(message: str, code: int, error: BaseException) -> None:
     sys.exit(code)
 
 
-@hydra.main(config_path=str(PROJECT_ROOT / "configs"), config_name="config", version_base="1.3")
+@hydra.main(config_path=str(CONFIGS_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Run one point; returns the best validation score (accuracy, or loss for regression)."""
     # Imported here so that a mistyped command is answered before torch and MLflow load.

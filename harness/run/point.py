@@ -135,7 +135,8 @@ def _broadcast(plan: Plan | None, ctx: DistContext) -> Plan:
     return box[0]
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The project's checked-out commit (`git rev-parse HEAD`), "unknown" outside a git clone."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -174,6 +175,7 @@ def _environment_tags(ctx: DistContext, cfg: DictConfig) -> dict[str, str]:
         "host": socket.gethostname(),
         "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
         "world_size": str(ctx.world_size),
+        "torch_threads": str(torch.get_num_threads()),
         "effective_batch_size": str(
             int(cfg.trainer.batch_size) * ctx.world_size * int(cfg.trainer.grad_accum)
         ),
@@ -190,7 +192,7 @@ def _new_run_tags(cfg: DictConfig, ctx: DistContext, digest: str) -> dict[str, s
         **_model_tags(cfg),
         "seed": str(cfg.seed),
         "config_hash": digest,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "requeues": "0",
         **_environment_tags(ctx, cfg),
     }
@@ -230,6 +232,11 @@ def _set_determinism(enabled: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def run_name(cfg: DictConfig) -> str:
+    """The MLflow run name, `<task>/<model>/s<seed>` (the `config_hash` tag tells points apart)."""
+    return f"{cfg.task.name}/{cfg.model.name}/s{cfg.seed}"
+
+
 def _open_run(
     cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path
 ) -> tracking.TrackedRun:
@@ -244,7 +251,7 @@ def _open_run(
         return run
     experiment_id = tracking.prepare_store(uri, cfg.tracking.experiment)
     digest = directory.name
-    name = f"{cfg.task.name}-{cfg.model.name}-s{cfg.seed}-{digest}"
+    name = run_name(cfg)
     run = tracking.TrackedRun.create(uri, experiment_id, name, _new_run_tags(cfg, ctx, digest))
     (directory / RUN_ID_FILE).write_text(run.run_id)
     run.log_params(flatten(cfg))

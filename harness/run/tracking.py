@@ -14,6 +14,7 @@ concurrent writers; every call here is retried with exponential backoff.
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import random
@@ -41,6 +42,26 @@ _TRANSIENT_MARKERS = ("database is locked", "database table is locked", "Operati
 # MLflow's per-request limits (mlflow.utils.validation).
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
+
+
+RUNS_VIEW_KEY = "ssm-bench"
+"""The saved view of the runs table: the experiment tag `mlflow.sharedViewState.<key>` that the
+MLflow UI (3.17) reads for the URL `#/experiments/<id>/runs?viewStateShareKey=<key>`."""
+RUNS_VIEW_COLUMNS = (
+    ("tags", "task"),
+    ("tags", "model"),
+    ("tags", "seed"),
+    ("tags", "init"),
+    ("tags", "sweep"),
+    ("metrics", "best/val_acc"),
+    ("metrics", "best/test_acc"),
+    ("metrics", "best/val_loss"),
+    ("metrics", "best/test_loss"),
+    ("metrics", "wall_time_s"),
+    ("params", "n_params"),
+    ("attributes", "Duration"),
+)
+"""The runs table's columns in that view, as (kind, key) of the UI's column ids."""
 
 
 def default_tracking_uri() -> str:
@@ -117,9 +138,11 @@ def prepare_store(uri: str, experiment: str) -> str:
         found = with_retries(client.get_experiment_by_name, experiment)
         if found is None:
             try:
-                return with_retries(
+                created = with_retries(
                     client.create_experiment, experiment, artifact_location=artifact_location(uri)
                 )
+                set_runs_view(uri, created)
+                return created
             except MlflowException:
                 # A server store without our lock: someone else created it first.
                 found = with_retries(client.get_experiment_by_name, experiment)
@@ -132,6 +155,27 @@ def prepare_store(uri: str, experiment: str) -> str:
                 "tracking.experiment to another name"
             )
         return found.experiment_id
+
+
+def runs_view_state() -> str:
+    """The saved runs-table view as the UI stores it: JSON of its UI state, so the key
+    metrics and tags show without picking columns. A column id is kind.`key`, e.g.
+    metrics.`best/test_acc`."""
+    columns = [f"{kind}.`{key}`" for kind, key in RUNS_VIEW_COLUMNS]
+    return json.dumps({"selectedColumns": columns, "runListHidden": False})
+
+
+def set_runs_view(uri: str, experiment_id: str) -> None:
+    """Save the runs-table view (`RUNS_VIEW_KEY`) in the experiment (idempotent)."""
+    client = MlflowClient(tracking_uri=uri)
+    key = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+    with_retries(client.set_experiment_tag, experiment_id, key, runs_view_state())
+
+
+def runs_table_url(base_url: str, experiment_id: str) -> str:
+    """The MLflow UI page of the experiment's runs table in the saved view."""
+    page = f"#/experiments/{experiment_id}/runs?viewStateShareKey={RUNS_VIEW_KEY}"
+    return f"{base_url.rstrip('/')}/{page}"
 
 
 def run_status(uri: str, run_id: str) -> str | None:

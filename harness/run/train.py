@@ -31,6 +31,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 import models
 from common import UserError
@@ -401,15 +402,18 @@ class Trainer:
         if self.step == 0 and self.ctx.is_main:
             checkpoint.save_atomic(self.module.state_dict(), self.run_dir / MODEL_INIT)
         self.module.train()
+        shown = self.ctx.is_main and _progress_enabled(self.t.progress)
         bar = tqdm(
             total=self.planned_steps,
             initial=self.step,
             desc="train",
-            disable=not (self.ctx.is_main and _progress_enabled(self.t.progress)),
+            disable=not shown,
             dynamic_ncols=True,
         )
+        # Log lines printed above the bar instead of through it.
+        redirect = logging_redirect_tqdm() if shown else contextlib.nullcontext()
         eval_every = self.t.eval_every_steps
-        with bar:
+        with bar, redirect:
             while not self._done() and self.epoch < int(self.t.max_epochs):
                 self._train_epoch(bar, eval_every)
                 if self._done():
