@@ -19,11 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The one list of keys that say where and how a point runs, watched and stored, not what it
-# computes (a key stands for its whole subtree). `trainer.device` is not here: CPU and CUDA runs
-# of one config do not give equal numbers.
+# computes (a key stands for its whole subtree; the launcher's settings are under `hydra`).
+# `trainer.device` is not here: CPU and CUDA runs of one config do not give equal numbers.
 OPERATIONAL_KEYS = (
     "hydra",
-    "launcher",
     "tracking",
     "paths",
     "resume",
