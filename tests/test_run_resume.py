@@ -104,8 +104,8 @@ def test_checkpoint_write_is_atomic(tmp_path):
 
 
 # ---------------------------------------------------------------------------- helpers
-class Crash(BaseException):
-    """Stands for a hard kill: no handler, no checkpoint at the step where it happens."""
+class Crash(KeyboardInterrupt):
+    """Stands for a hard kill: no checkpoint at the step where it happens, the run unfinished."""
 
 
 def _crash_after_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
@@ -342,8 +342,10 @@ def test_resume_logs_one_value_per_step_and_matches_the_uninterrupted_history(
     reference = _reference(make_cfg, tracking_env, "trainer.log_every=1")
     cfg = make_cfg(*COMMON, "trainer.log_every=1")
     _interrupted(cfg, monkeypatch, 7)
+    assert point_state(cfg) == "unfinished"
+    interrupted_id = (run_dir(cfg) / runner.RUN_ID_FILE).read_text()
     resumed = execute(make_cfg(*COMMON, "trainer.log_every=1", "trainer.progress=false"))
-    assert resumed["mlflow_run_id"] != reference["mlflow_run_id"]
+    assert resumed["mlflow_run_id"] == interrupted_id
     uri = tracking_env.uri
     got, expected = (
         _histories(uri, resumed["mlflow_run_id"]),
