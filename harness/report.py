@@ -111,8 +111,31 @@ def write_table(table: Table, out: Path, excluded: Table | None = None) -> list[
     return paths
 
 
+def _check_out(out: Path) -> None:
+    """`UserError` naming --out when the output folder cannot be created."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"--out {out}: cannot create it ({error.strerror or error}); pass --out a writable "
+            "folder"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     """Load, dedup, tabulate, write and print; returns the files written."""
+    try:
+        return _run(args)
+    except OSError as error:  # a write under --out failed (read-only, full disk)
+        if error.filename is None or args.out not in Path(error.filename).parents:
+            raise
+        raise UserError(
+            f"cannot write {error.filename} ({error.strerror}); pass --out a writable folder"
+        ) from None
+
+
+def _run(args: argparse.Namespace) -> list[Path]:
+    _check_out(args.out)
     uri = resolve_uri(args.tracking_uri)  # --tracking-uri, else MLFLOW_TRACKING_URI, else default
     filt = RunFilter(
         experiments=tuple(args.experiment or [DEFAULT_EXPERIMENT]),
