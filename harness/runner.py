@@ -11,7 +11,8 @@ A point is identified by `config_hash(cfg)`; its run directory `<paths.runs_dir>
   used), adding 1 to the run's `requeues` tag; params and artifacts it lacks are logged;
 - otherwise (new, or `resume=false`): start a new MLflow run in the explicit experiment.
 - `force=true` on a finished point trains a new MLflow run in `<run dir>/.force/`; only when it
-  has finished are the old results moved to `<run dir>/previous/` and the new ones put in place.
+  has finished are the old results moved to `<run dir>/previous/` and the new ones put in place
+  (`_promote`; a process killed on the way is completed by the next start).
 A new run is created complete (tags, params, `n_params`, `config.yaml`, `param_groups.json`)
 before `mlflow_run_id` is written (it is `mlflow_run_id.pending` until then; a pending run left
 by a killed process is deleted). The MLflow run ends FINISHED, FAILED with tag `status_reason`
@@ -56,6 +57,8 @@ CONFIG_FILE = "config.yaml"
 GROUPS_FILE = "param_groups.json"
 LOCK_FILE = ".lock"
 FORCE_DIR = ".force"  # a force=true attempt trains here until it has finished
+OLD_DIR = ".old"  # the replaced results while a finished attempt is put in place
+PROMOTED_MARK = ".complete"  # in OLD_DIR: every replaced file is in it
 PREVIOUS_DIR = "previous"  # the results a finished force=true attempt replaced
 # What this module writes into a run directory (other owners' files there are left alone);
 # the summary last, so that a directory with a summary has every other file.
@@ -205,6 +208,9 @@ def _finished_elsewhere(cfg: DictConfig, directory: Path, summary: dict[str, Any
 
 
 def _plan(cfg: DictConfig, directory: Path) -> Plan:
+    if _promotion_pending(directory):
+        log.info("completing the replacement of %s by its finished force=true run", directory)
+        _promote(directory)
     state = point_state(cfg)
     summary = read_summary(directory)
     if cfg.force and (state == "finished" or summary is not None):
@@ -242,22 +248,36 @@ def _plan_force(cfg: DictConfig, directory: Path) -> Plan:
     return Plan("force", workdir)
 
 
-def _promote(workdir: Path, directory: Path) -> None:
-    """After a finished force=true attempt: old results to `previous/`, the new ones in place.
+def _promote(directory: Path) -> None:
+    """Put a finished force=true attempt in place; the results it replaces go to `previous/`.
 
-    Each move is a rename; the summary goes first out and last in.
+    Three phases, each a series of renames and each safe to repeat, so that a process killed
+    in the middle is completed by the next start (`_plan`): the old results move to `.old/`
+    (then marked complete), the new ones move in from `.force/` (the summary last), and `.old/`
+    becomes `previous/` (replacing the generation before it).
     """
+    workdir, old = directory / FORCE_DIR, directory / OLD_DIR
+    if not (old / PROMOTED_MARK).exists():
+        old.mkdir(exist_ok=True)
+        for name in reversed(RUN_FILES):
+            if (directory / name).exists():
+                os.replace(directory / name, old / name)
+        (old / PROMOTED_MARK).touch()
+    if workdir.exists():
+        for name in RUN_FILES:
+            if (workdir / name).exists():
+                os.replace(workdir / name, directory / name)
+        shutil.rmtree(workdir)
+    (old / PROMOTED_MARK).unlink()
     previous = directory / PREVIOUS_DIR
     if previous.exists():
         shutil.rmtree(previous)
-    previous.mkdir()
-    for name in reversed(RUN_FILES):
-        if (directory / name).exists():
-            os.replace(directory / name, previous / name)
-    for name in RUN_FILES:
-        if (workdir / name).exists():
-            os.replace(workdir / name, directory / name)
-    shutil.rmtree(workdir)
+    os.replace(old, previous)
+
+
+def _promotion_pending(directory: Path) -> bool:
+    """A finished force=true attempt not (completely) put in place yet."""
+    return (directory / OLD_DIR).exists() or (directory / FORCE_DIR / SUMMARY_FILE).exists()
 
 
 def _broadcast(plan: Plan | None, ctx: DistContext) -> Plan:
@@ -531,7 +551,7 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
                 return plan.summary or {}
             summary = _train(cfg, ctx, plan)
             if plan.action == "force" and ctx.is_main:
-                _promote(plan.workdir, directory)
+                _promote(directory)
             return summary
     finally:
         distributed.teardown(ctx)

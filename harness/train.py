@@ -219,7 +219,7 @@ class Trainer:
         return min(by_epochs, int(self.t.max_steps)) if self.t.max_steps else by_epochs
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint dict (see `harness.checkpoint`); call `_window_losses` first."""
+        """The checkpoint dict (see `harness.checkpoint`); `NonFiniteLoss` if the window has one."""
         return {
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -265,7 +265,8 @@ class Trainer:
             or {k: getattr(v, "shape", None) for k, v in model.items()} != expected_shapes
         ):
             raise checkpoint.Damaged("its model weights do not match this model's")
-        if not all(torch.isfinite(v).all() for v in model.values() if v.is_floating_point()):
+        numeric = [v for v in model.values() if v.is_floating_point() or v.is_complex()]
+        if not all(torch.isfinite(v).all() for v in numeric):
             raise checkpoint.Damaged("its model weights are not finite")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -188,6 +188,42 @@ def test_force_keeps_the_old_results_until_the_new_run_finished(
     assert statuses == ["FINISHED", "FINISHED", "KILLED"]
 
 
+def test_force_killed_while_its_results_replace_the_old_ones_is_completed_next_time(
+    make_cfg, tracking_env, monkeypatch
+):
+    cfg = make_cfg(*COMMON, "trainer.max_epochs=1")
+    first = execute(cfg)
+    directory = run_dir(cfg)
+    old_summary = (directory / "summary.json").read_bytes()
+    real_replace, moved = os.replace, []
+
+    def replace_then_die(src, dst):
+        real_replace(src, dst)
+        if Path(dst).parent.name == runner.OLD_DIR:
+            moved.append(dst)
+            if len(moved) == 3:
+                raise Crash("killed while moving the old results aside")
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(Crash):
+        execute(make_cfg(*COMMON, "trainer.max_epochs=1", "force=true"))
+    monkeypatch.undo()
+    (new_run,) = [
+        r for r in _store_runs(tracking_env.uri) if r.info.run_id != first["mlflow_run_id"]
+    ]
+    assert new_run.info.status == "FINISHED"
+
+    again = execute(cfg)  # no force: completes the replacement, trains nothing
+    assert again["mlflow_run_id"] == new_run.info.run_id
+    assert (directory / "previous" / "summary.json").read_bytes() == old_summary
+    assert (
+        checkpoint.load(directory / checkpoint.CHECKPOINT)["mlflow_run_id"]
+        == again["mlflow_run_id"]
+    )
+    assert not (directory / runner.OLD_DIR).exists() and not (directory / runner.FORCE_DIR).exists()
+    assert len(_store_runs(tracking_env.uri)) == 2
+
+
 def test_torn_summary_of_a_finished_run_is_one_error_naming_the_file(make_cfg, tracking_env):
     cfg = make_cfg(*COMMON, "trainer.max_epochs=1")
     execute(cfg)
