@@ -39,11 +39,18 @@ ACTIVE_STATES = frozenset(
 
 
 def write_json_atomically(path: Path, data: object) -> None:
-    """Write `data` as JSON to a temporary file beside `path`, then rename it over `path`."""
+    """Write `data` as JSON to a temporary file beside `path`, then rename it over `path`.
+
+    On a failure (a full disk) the temporary file is removed and `path` is untouched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
