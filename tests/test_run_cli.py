@@ -1,5 +1,6 @@
 """`python -m harness.run` as a user runs it: clear errors, exit codes, parallel runs, sweeps."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -159,3 +160,16 @@ def test_eight_parallel_runs_on_a_fresh_default_store(tracking_env, tmp_path):
         history = client.get_metric_history(run.info.run_id, "train/loss")
         assert sorted(m.step for m in history) == list(range(1, 21))
         assert run.data.metrics["train/acc"] == pytest.approx(int(run.data.tags["seed"]) / 10)
+
+
+def test_mlflow_http_waits_are_bounded_unless_the_environment_sets_them():
+    """MLflow's own defaults retry an unreachable server for about 8 minutes."""
+    script = "import os, harness.tracking as t; print(*(os.environ[k] for k in t.HTTP_LIMITS))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "5"
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    timeout_s, retries, backoff = done.stdout.split()
+    assert retries == "5"  # the user's setting wins
+    assert float(timeout_s) <= 30 and float(backoff) <= 1
