@@ -40,24 +40,35 @@ def config_dirs() -> list[Path]:
 
 # Files of a run directory.
 RUN_ID_FILE = "mlflow_run_id"  # the MLflow run id; written once the run is fully created
-SUMMARY_FILE = "summary.json"  # final metrics; present once the run FINISHED
+PENDING_ID_FILE = "mlflow_run_id.pending"  # the id of a run still being created
+SUMMARY_FILE = "summary.json"  # final metrics; written last, present once the run FINISHED
 CONFIG_FILE = "config.yaml"  # the resolved config
 GROUPS_FILE = "param_groups.json"  # optimizer groups (lr, weight decay, parameter names)
 LOCK_FILE = ".lock"  # held by the process running the point
-CHECKPOINT = "checkpoint.pt"  # the latest training state (resume)
+CHECKPOINT = "checkpoint.pt"  # the newest training state (resume)
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before it
+CHECKPOINTS = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # newest first
+DAMAGED_SUFFIX = ".damaged"  # a checkpoint that failed to load, set aside under this suffix
 MODEL_INIT = "model_init.pt"  # the model's weights at step 0
 MODEL_BEST = "model_best.pt"  # the weights at the best validation score
 JOB_RECORD = "job.json"  # the submitit job that runs the point (harness.cluster.jobs)
+FORCE_DIR = ".force"  # a force=true attempt trains here until it has finished
+OLD_DIR = ".old"  # the replaced results while a finished attempt is put in place
+PROMOTED_MARK = ".complete"  # in OLD_DIR: every replaced file is in it
+PREVIOUS_DIR = "previous"  # the results a finished force=true attempt replaced
 
-# What a run writes into its run directory (other owners' files there are left alone).
+# What a run writes into its run directory (other owners' files there are left alone); the
+# summary last, so that a directory with a summary has every other file.
 RUN_FILES = (
+    PENDING_ID_FILE,
     RUN_ID_FILE,
-    SUMMARY_FILE,
     CONFIG_FILE,
     GROUPS_FILE,
-    CHECKPOINT,
+    *CHECKPOINTS,
+    *(name + DAMAGED_SUFFIX for name in CHECKPOINTS),
     MODEL_INIT,
     MODEL_BEST,
+    SUMMARY_FILE,
 )
 
 # Files of a sweep directory.

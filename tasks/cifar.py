@@ -5,7 +5,9 @@ Layout (`task.data_dir` points at the unpacked `cifar-10-batches-py/`):
     cifar-10-batches-py/data_batch_1 ... data_batch_5   test_batch
 
 python pickles of dicts with b"data" (n, 3072) uint8, each row the 1024 red, 1024 green and
-1024 blue values of a row-major 32 x 32 image, and b"labels" (n ints in 0-9).
+1024 blue values of a row-major 32 x 32 image, and b"labels" (n ints in 0-9). They are read by a
+restricted unpickler that admits only what that format holds (dicts, lists, bytes, ints and numpy
+arrays); a file naming any other type is refused before anything of it runs.
 
 An image becomes a length-1024 sequence in row-major pixel order:
 - `image` (LRA Image, S4 loader): grayscale by PIL's "L" conversion
@@ -19,6 +21,7 @@ Validation is carved from the 50000 training images by the S4 rule
 (`tasks.arrays.carve_validation`); test_batch is the test split.
 """
 
+import io
 import pickle
 from pathlib import Path
 
@@ -36,17 +39,38 @@ SIDE = 32
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILE = "test_batch"
 LAYOUT = "cifar-10-batches-py/{data_batch_1, ..., data_batch_5, test_batch} (python pickles)"
+# The only globals a CIFAR-10 python batch refers to: numpy's array reconstruction (under its
+# numpy 1 and numpy 2 module names), the array type and the dtype.
+_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+BATCH_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays; any other global is refused unloaded."""
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return BATCH_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"it refers to {module}.{name}, which a CIFAR-10 batch never holds; nothing of "
+                "it was run"
+            ) from None
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 pickle -> (images (n, 3, 32, 32) uint8, labels (n,) int64)."""
     try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        batch = _BatchUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+    except Exception as exc:  # garbage makes the unpickler raise almost any type
         raise UserError(
-            f"{path}: cannot read the CIFAR-10 pickle ({type(exc).__name__}: {exc}); the file "
-            f"is truncated or corrupt, re-extract it from {CIFAR_PAGE}"
+            f"{path}: not a CIFAR-10 batch ({type(exc).__name__}: {exc}); the file is truncated, "
+            f"corrupt or something else, re-extract it from {CIFAR_PAGE}"
         ) from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise UserError(f"{path}: not a CIFAR-10 python batch (needs keys b'data', b'labels')")

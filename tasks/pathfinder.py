@@ -70,6 +70,7 @@ def read_pathfinder_metadata(
     metadata = _metadata_files(task, root, resolution, difficulty)
     images: list[Path] = []
     labels: list[int] = []
+    missing: list[str] = []
     for meta in metadata:
         for number, line in enumerate(meta.read_text().splitlines(), start=1):
             row = line.split()
@@ -87,10 +88,17 @@ def read_pathfinder_metadata(
             ):
                 log.warning("skipping %s: the release's known-empty image", path)
                 continue
+            if not path.is_file():
+                missing.append(f"{path} (listed in {meta}, line {number})")
             images.append(path)
             labels.append(parse_label(meta, row[3], N_CLASSES, number))
     if not images:
         raise UserError(f"{root / difficulty / 'metadata'}: the metadata files list no images")
+    if missing:
+        raise UserError(
+            f"{missing[0]}: image missing ({len(missing)} of the {len(images)} listed images "
+            f"are); re-extract {difficulty}/imgs/ from {LRA_RELEASE}"
+        )
     return images, np.array(labels, dtype=np.int64), metadata
 
 

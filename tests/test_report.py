@@ -21,7 +21,7 @@ from scipy import stats
 from common import UserError
 from harness.report import command as report
 from harness.report.format import to_csv, to_frame, to_latex, to_markdown, to_terminal
-from harness.report.load import RunFilter, dedup, load_runs, sweep_hashes
+from harness.report.load import RunFilter, dedup, load_histories, load_runs, sweep_hashes
 from harness.report.published import load_published
 from harness.report.stats import compare, lra_average
 from harness.report.tables import ablation_table, excluded_table, leaderboard_table
@@ -472,3 +472,34 @@ def test_sweep_resolves_through_its_manifest_like_status(store, tmp_path):
     assert set(status["state"]) == {"finished"}
     with pytest.raises(UserError, match="match the filters"):
         load_runs(store, RunFilter(sweeps=("resubmitted",)))  # the tag alone knows no such sweep
+
+
+def test_a_file_that_is_no_store_and_an_uncreatable_out_are_one_error(store, tmp_path, capsys):
+    plain = tmp_path / "notes.txt"
+    plain.write_text("not a store")
+    out = ["--out", str(tmp_path / "out")]
+    for bad, message in (
+        (["--tracking-uri", str(plain), *out], "is a file, not an MLflow store folder"),
+        (["--tracking-uri", f"sqlite:///{plain}", *out], "is not a SQLite database"),
+        (["--tracking-uri", store, "--out", str(plain / "tables")], f"--out {plain / 'tables'}"),
+    ):
+        assert report.main(bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and str(plain) in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_histories_hold_one_value_per_run_and_step(tmp_path):
+    """A store written by a resume that logged steps again: the history keeps the last value."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    run = client.create_run(
+        client.create_experiment("ssm-bench"), tags={"task": "copying", "model": "hope"}
+    )
+    points = [(1, 0.1, 1000), (2, 0.2, 2000), (3, 0.3, 3000), (2, 0.25, 4000), (3, 0.35, 5000)]
+    for step, value, stamp in points:
+        client.log_metric(run.info.run_id, "val/acc", value, timestamp=stamp, step=step)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    history = load_histories(uri, load_runs(uri), "val/acc")
+    assert history["step"].tolist() == [1, 2, 3]
+    assert history["value"].tolist() == [0.1, 0.25, 0.35]

@@ -1,5 +1,7 @@
 """`python -m harness.run` as a user runs it: clear errors, exit codes, parallel runs, sweeps."""
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +14,13 @@ from common import UserError
 from harness.run.command import check_names
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def _cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "harness.run", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
 
 
@@ -68,9 +70,39 @@ def test_missing_data_dir_fails_the_run_with_one_message(tracking_env, tmp_path)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "task.data_dir" in errors[0] and str(missing) in errors[0]
     assert "Traceback" not in done.stderr
-    (run,) = _all_runs(tracking_env.uri)
-    assert run.info.status == "FAILED"
-    assert "task.data_dir" in run.data.tags["status_reason"]
+    assert _all_runs(tracking_env.uri) == []  # the run never started: no MLflow run
+    assert not tracking_env.runs_dir.exists() or not any(tracking_env.runs_dir.iterdir())
+
+
+def _free_loopback_port() -> int:
+    """A 127.0.0.1 port that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _one_error(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    return errors[0]
+
+
+def test_unreachable_tracking_server_is_one_error_within_seconds(tracking_env, tmp_path):
+    uri = f"http://127.0.0.1:{_free_loopback_port()}"
+    done = _cli([*TINY_TASK, *TINY, *tracking_env.overrides, f"tracking.uri={uri}"], tmp_path, 120)
+    error = _one_error(done)
+    assert f"cannot reach the MLflow tracking server {uri}" in error and "tracking.uri" in error
+
+
+@pytest.mark.parametrize("key", ["tracking.uri", "paths.results_dir"])
+def test_store_or_results_folder_that_cannot_be_created_is_one_error(key, tracking_env, tmp_path):
+    plain = tmp_path / "a_file"
+    plain.write_text("not a folder")
+    target = f"sqlite:///{plain / 'mlflow.db'}" if key == "tracking.uri" else str(plain / "res")
+    done = _cli([*TINY_TASK, *TINY, *tracking_env.overrides, f"{key}={target}"], tmp_path)
+    error = _one_error(done)
+    assert str(plain) in error and key in error
 
 
 def test_sweep_runs_every_point_and_tags_it_with_the_sweep(tracking_env, tmp_path):
@@ -128,3 +160,16 @@ def test_eight_parallel_runs_on_a_fresh_default_store(tracking_env, tmp_path):
         history = client.get_metric_history(run.info.run_id, "train/loss")
         assert sorted(m.step for m in history) == list(range(1, 21))
         assert run.data.metrics["train/acc"] == pytest.approx(int(run.data.tags["seed"]) / 10)
+
+
+def test_mlflow_http_waits_are_bounded_unless_the_environment_sets_them():
+    """MLflow's own defaults retry an unreachable server for about 8 minutes."""
+    script = "import os, harness.run.tracking as t; print(*(os.environ[k] for k in t.HTTP_LIMITS))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "5"
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    timeout_s, retries, backoff = done.stdout.split()
+    assert retries == "5"  # the user's setting wins
+    assert float(timeout_s) <= 30 and float(backoff) <= 1

@@ -14,18 +14,23 @@ import tasks
 from common import UserError
 from harness.layout import PROJECT_ROOT
 from harness.run import distributed
-from harness.run.config import config_hash, flatten
+from harness.run.config import OPERATIONAL_KEYS, config_hash, flatten, is_operational
 from harness.run.train import Schedule, warmup_cosine
 from models.registry import layer_defaults
 
 
-def test_config_hash_is_sha256_of_canonical_json_without_placement_keys(make_cfg):
+def test_config_hash_is_sha256_of_canonical_json_without_operational_keys(make_cfg):
     cfg = make_cfg()
     plain = OmegaConf.to_container(cfg, resolve=True)
-    kept = {k: v for k, v in plain.items() if k not in {"tracking", "paths", "resume", "force"}}
-    text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    for key in OPERATIONAL_KEYS:
+        *parents, leaf = key.split(".")
+        node = plain
+        for parent in parents:
+            node = node.get(parent, {})
+        node.pop(leaf, None)
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     assert config_hash(cfg) == hashlib.sha256(text.encode()).hexdigest()[:12]
-    assert "task" in kept and "model" in kept and "seed" in kept
+    assert {"task", "model", "seed"} <= set(plain) and "log_every" not in plain["trainer"]
 
 
 def test_config_hash_ignores_where_and_how_but_not_what(make_cfg):
@@ -36,11 +41,33 @@ def test_config_hash_ignores_where_and_how_but_not_what(make_cfg):
         "resume=false",
         "force=true",
         "tracking.sweep=s1",
+        "trainer.progress=true",
+        "trainer.log_every=7",
+        "trainer.checkpoint_every=3",
+        "trainer.checkpoint_every_minutes=1",
+        "trainer.num_workers=2",
+        "trainer.pin_memory=false",
+        "task.cache_dir=/another/cache",
     ]
     for override in same:
         assert config_hash(make_cfg(override)) == base, override
-    for override in ["seed=1", "model=hope", "optimizer.lr=0.002", "task.n_train=33"]:
+    what = ["seed=1", "model=hope", "optimizer.lr=0.002", "task.n_train=33", "trainer.max_steps=3"]
+    what += ["trainer.batch_size=4", "trainer.deterministic=true", "trainer.device=cuda"]
+    for override in what:
         assert config_hash(make_cfg(override)) != base, override
+
+
+def test_operational_keys_exist_in_the_config_and_are_still_params(make_cfg):
+    """Every listed key names a real config key, and `flatten` (the MLflow params) keeps them."""
+    cfg = make_cfg()
+    flat = flatten(cfg)
+    for key in OPERATIONAL_KEYS:
+        if key == "hydra":
+            continue  # dropped by Hydra before a run sees its config
+        assert OmegaConf.select(cfg, key, default="<absent>") != "<absent>", key
+        assert any(p == key or p.startswith(f"{key}.") for p in flat), key
+    assert is_operational("trainer.log_every") and is_operational("paths.runs_dir")
+    assert not is_operational("trainer.log_every_x") and not is_operational("trainer")
 
 
 def test_flatten_dotted_keys_json_values(make_cfg):

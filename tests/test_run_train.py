@@ -114,6 +114,27 @@ def test_forced_nan_fails_the_run_with_its_step(make_cfg, tracking_env):
     assert point_state(cfg) == "failed"
 
 
+def test_nan_at_an_epoch_end_is_caught_before_the_evaluation_and_the_best_model(
+    make_cfg, tracking_env
+):
+    """Step 4 ends epoch 0 inside an open log window: the NaN stops the run before the epoch's
+    evaluation logs anything or writes model_best.pt, and before any checkpoint."""
+    cfg = make_cfg(
+        "model=s4d_lin",
+        "trainer.max_epochs=2",
+        "trainer.inject_nan_at_step=4",
+        "trainer.log_every=50",
+    )
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at step 4"):
+        execute(cfg)
+    (run,) = _runs(tracking_env.uri)
+    assert run.info.status == "FAILED"
+    assert not any(key.startswith(("val/", "test/")) for key in run.data.metrics)
+    directory = run_dir(cfg)
+    assert not (directory / layout.MODEL_BEST).exists()
+    assert not (directory / layout.CHECKPOINT).exists()
+
+
 def test_finished_point_is_not_rerun_unless_forced(make_cfg, tracking_env):
     first = execute(make_cfg("model=s4d_lin"))
     again = execute(make_cfg("model=s4d_lin"))

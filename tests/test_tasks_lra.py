@@ -4,8 +4,11 @@ Expected values are computed independently of the loaders: PIL for grayscale and
 `torch.utils.data.random_split` for the splits, the fixture's own rows for tokens and labels.
 """
 
+import io
 import pickle
+import struct
 from pathlib import Path
+from typing import ClassVar
 
 import lra_fixtures as fx
 import numpy as np
@@ -398,8 +401,64 @@ def test_truncated_cifar_pickle_is_named(tmp_path):
     root = fixture_dir("image", tmp_path)
     path = root / "data_batch_2"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(UserError, match=r"data_batch_2: cannot read .* truncated or corrupt"):
+    with pytest.raises(UserError, match=r"data_batch_2: not a CIFAR-10 batch .* truncated"):
         tasks.build("image", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+
+
+class Payload:
+    """Unpickling this object writes `marker`: what a malicious download would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "payload ran"))
+
+
+def test_cifar_batch_carrying_a_pickle_payload_is_refused_not_run(tmp_path):
+    root = fixture_dir("scifar", tmp_path)
+    marker = tmp_path / "marker"
+    batch = fx.cifar_batch(fx.CIFAR_TRAIN_PER_BATCH, 3)
+    batch[b"filenames"] = Payload(marker)
+    with open(root / "data_batch_3", "wb") as f:
+        pickle.dump(batch, f)
+    with pytest.raises(UserError, match=r"data_batch_3: not a CIFAR-10 batch \(.*pathlib"):
+        tasks.build("scifar", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    assert not marker.exists()
+
+
+def test_cifar_batch_with_garbage_after_the_pickle_header_is_named(tmp_path):
+    root = fixture_dir("image", tmp_path)
+    # A dict's opening, then opcodes that append to an int: no valid pickle continues this way.
+    (root / "test_batch").write_bytes(b"\x80\x02}q\x01(U\x04dataK\x01(K\x02e.")
+    with pytest.raises(UserError, match=r"test_batch: not a CIFAR-10 batch \(AttributeError"):
+        tasks.build("image", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+
+
+class Python2Pickler(pickle._Pickler):
+    """Pickles as the release's Python 2 did: protocol 2, bytes as (SHORT_)BINSTRING."""
+
+    def save_bytes(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch: ClassVar[dict] = {**pickle._Pickler.dispatch, bytes: save_bytes}
+
+
+def test_cifar_batch_in_the_published_format_is_read(tmp_path):
+    """The release was pickled by Python 2 with numpy 1, whose arrays name numpy.core."""
+    root = fixture_dir("image", tmp_path)
+    batch = fx.cifar_batch(fx.CIFAR_TEST, 0)
+    buffer = io.BytesIO()
+    Python2Pickler(buffer, protocol=2).dump(batch)
+    text = buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    assert b"cnumpy.core.multiarray\n_reconstruct\n" in text and b"_codecs" not in text
+    (root / "test_batch").write_bytes(text)
+    data = tasks.build("image", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    assert [int(y) for _, y in data.test] == batch[b"labels"]
 
 
 def test_cifar_label_out_of_range_names_file_and_item(tmp_path):
@@ -422,6 +481,18 @@ def test_unreadable_png_is_named(tmp_path):
     path = root / "curv_contour_length_14" / "imgs" / "0" / "sample_3.png"
     path.write_bytes(b"\x89PNG not really")
     with pytest.raises(UserError, match=r"sample_3.png: cannot decode the PNG"):
+        tasks.build("pathfinder", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+
+
+def test_pathfinder_metadata_naming_missing_images_is_one_error(tmp_path):
+    root = fixture_dir("pathfinder", tmp_path)
+    for name in ("sample_3.png", "sample_5.png"):
+        (root / "curv_contour_length_14" / "imgs" / "0" / name).unlink()
+    with pytest.raises(
+        UserError,
+        match=r"sample_3.png \(listed in .*0.npy, line 4\): image "
+        r"missing \(2 of the \d+ listed images are\); re-extract",
+    ):
         tasks.build("pathfinder", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
 
 

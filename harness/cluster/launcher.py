@@ -54,7 +54,7 @@ from harness.cluster.jobs import JobRecord, is_active, job_states, write_json_at
 from harness.cluster.task_env import export_dist_env
 from harness.layout import MANIFEST, RUN_ID_FILE
 from harness.run.checkpoint import Preempted
-from harness.run.config import EXCLUDED_FROM_HASH, config_hash
+from harness.run.config import config_hash, is_operational
 from harness.run.point import point_state, run_dir, sweep_name, tracking_uri
 from harness.run.tracking import TrackedRun
 
@@ -105,9 +105,10 @@ class Sweep:
         write_json_atomically(self.directory / MANIFEST, manifest)
 
 
-def _top_key(override: str) -> str:
-    """The top-level config key an override sets: `+paths.root=/x` -> `paths`."""
-    return re.split(r"[.=@]", override.lstrip("+~"), maxsplit=1)[0]
+def _override_key(override: str) -> str:
+    """The dotted config key an override sets: `+paths.root=/x` -> `paths.root`,
+    `hydra/launcher=local` -> `hydra.launcher`."""
+    return re.split(r"[=@]", override.lstrip("+~"), maxsplit=1)[0].replace("/", ".")
 
 
 def swept(overrides: Sequence[Sequence[str]]) -> list[str]:
@@ -115,10 +116,10 @@ def swept(overrides: Sequence[Sequence[str]]) -> list[str]:
 
     `[["task=adding", "seed=0"], ["task=adding", "seed=1"]]` -> `["seed=0", "seed=1"]`; a sweep of
     one point keeps all its overrides. Keys that do not change what a point computes (`paths`,
-    `tracking`, ...: `EXCLUDED_FROM_HASH`) are left out.
+    `tracking`, `trainer.log_every`, ...: `harness.run.config.OPERATIONAL_KEYS`) are left out.
     """
     lists = [
-        [o for o in filter_overrides(list(point)) if _top_key(o) not in EXCLUDED_FROM_HASH]
+        [o for o in filter_overrides(list(point)) if not is_operational(_override_key(o))]
         for point in overrides
     ]
     common = set.intersection(*(set(o) for o in lists)) if len(lists) > 1 else set()

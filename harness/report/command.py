@@ -161,8 +161,31 @@ def write_table(table: Table, out: Path, excluded: Table | None = None) -> list[
     return paths
 
 
+def _check_out(out: Path) -> None:
+    """`UserError` naming --out when the output folder cannot be created."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"--out {out}: cannot create it ({error.strerror or error}); pass --out a writable "
+            "folder"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     """Load, dedup, tabulate, write and print; returns the files written."""
+    try:
+        return _run(args)
+    except OSError as error:  # a write under --out failed (read-only, full disk)
+        if error.filename is None or args.out not in Path(error.filename).parents:
+            raise
+        raise UserError(
+            f"cannot write {error.filename} ({error.strerror}); pass --out a writable folder"
+        ) from None
+
+
+def _run(args: argparse.Namespace) -> list[Path]:
+    _check_out(args.out)
     if args.bench and not args.plots:
         raise UserError("--bench selects benchmark figures; add --plots to draw figures")
     pool = _keys(args.pool)

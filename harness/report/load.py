@@ -98,13 +98,17 @@ def sweep_hashes(sweeps_dir: Path, sweeps: tuple[str, ...]) -> frozenset[str]:
     return frozenset(hashes)
 
 
-def check_store(uri: str) -> None:
-    """Raise `UserError` when a local store (sqlite or file) does not exist yet.
+SQLITE_HEADER = b"SQLite format 3\x00"
 
-    MLflow would silently create an empty store at a wrong path; a report must say instead that
-    there is nothing to read.
+
+def check_store(uri: str) -> None:
+    """Raise `UserError` when a local store (sqlite or file) does not exist or is no store.
+
+    MLflow would silently create an empty store at a wrong path, or fail with a traceback on a
+    file that is not one; a report must say instead that there is nothing to read.
     """
-    path = sqlite_path(uri)
+    db = sqlite_path(uri)
+    path = db
     if path is None and urlparse(uri).scheme in ("", "file"):
         path = Path(urlparse(uri).path)
     if path is None:
@@ -114,6 +118,21 @@ def check_store(uri: str) -> None:
             f"no MLflow store at {path} (tracking URI {uri}); run `python -m harness.run ...` "
             "first or pass --tracking-uri pointing at an existing store"
         )
+    if db is None and path.is_file():
+        raise UserError(
+            f"--tracking-uri {uri} is a file, not an MLflow store folder; for a SQLite store "
+            f"pass --tracking-uri sqlite:///{path.resolve()}"
+        )
+    if db is not None and (not db.is_file() or _header(db) not in (b"", SQLITE_HEADER)):
+        raise UserError(
+            f"--tracking-uri {uri}: {db} is not a SQLite database; pass the mlflow.db that "
+            "`python -m harness.run` wrote"
+        )
+
+
+def _header(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(len(SQLITE_HEADER))
 
 
 def _experiment_ids(client: MlflowClient, names: tuple[str, ...]) -> dict[str, str]:
@@ -255,12 +274,20 @@ def group_column(runs: pd.DataFrame, key: str) -> str:
 def load_histories(uri: str, runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per-step values of `metric` for every run, long format.
 
-    Returns columns `run_id`, `task`, `model`, `seed`, `step`, `value` (one row per logged point).
+    Returns columns `run_id`, `task`, `model`, `seed`, `step`, `value`: one row per run and step,
+    the value logged last at that step (a store written before resumes logged each step once may
+    hold a step twice).
     """
     client = MlflowClient(tracking_uri=uri)
     frames = []
     for run in runs.itertuples():
-        points = client.get_metric_history(run.run_id, metric)
+        by_step = {
+            p.step: p
+            for p in sorted(
+                client.get_metric_history(run.run_id, metric), key=lambda p: p.timestamp
+            )
+        }
+        points = [by_step[step] for step in sorted(by_step)]
         if points:
             frames.append(
                 pd.DataFrame(

@@ -88,7 +88,7 @@ STAGE_LINES = {"initial": ("--", (3.7, 1.6)), "trained": ("-", "")}
 """Line style of initial (step 0) and trained weights: (matplotlib linestyle, seaborn dashes)."""
 
 PRECISION_LINES = {"fp32": "-", "tf32": "-.", "bf16": "--"}
-"""Line style of each benchmark precision (`harness.precision.PRECISIONS`)."""
+"""Line style of each benchmark precision (`harness.run.precision.PRECISIONS`)."""
 
 IMPL_MARKERS = {"fast": "o", "reference": "x"}
 """Marker of each kernel-sum implementation in the benchmark figures (`harness.bench --impl`)."""

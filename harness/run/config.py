@@ -1,5 +1,9 @@
 """The resolved run configuration: its identity (`config_hash`), its MLflow params (`flatten`).
 
+The identity covers what changes a run's result and nothing else: the dotted keys in
+`OPERATIONAL_KEYS` (how a run is watched, stored and placed) are left out of the hash, so two
+configs that differ only there are the same run. They are still logged as MLflow params.
+
 Importing this module registers the OmegaConf resolver `${project_root:}` (the directory holding
 `configs/`, found from this package's location, never from the working directory), which the
 `paths` config group uses so that results land in the project whatever directory a run starts in.
@@ -13,28 +17,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.layout import PROJECT_ROOT
 
-# Top-level keys that say where and how a point runs, not what it computes.
-EXCLUDED_FROM_HASH = ("launcher", "tracking", "paths", "hydra", "resume", "force")
-
+# The one list of keys that say where and how a point runs, watched and stored, not what it
+# computes (a key stands for its whole subtree; the launcher's settings are under `hydra`).
+# `trainer.device` is not here: CPU and CUDA runs of one config do not give equal numbers.
 OPERATIONAL_KEYS = (
-    *EXCLUDED_FROM_HASH,
+    "hydra",
+    "tracking",
+    "paths",
+    "resume",
+    "force",
     "trainer.progress",
     "trainer.log_every",
-    "trainer.checkpoint",
+    "trainer.checkpoint_every",
+    "trainer.checkpoint_every_minutes",
     "trainer.num_workers",
     "trainer.pin_memory",
     "task.cache_dir",
 )
-"""Config keys (and key prefixes) that say where and how a run executes, not what it computes."""
-
-
-def is_operational(key: str) -> bool:
-    """Whether a flattened config key (`trainer.log_every`, `paths.runs_dir`, ...) is operational:
-    equal to or under an `OPERATIONAL_KEYS` entry, or a key name starting with one
-    (`trainer.checkpoint` covers `trainer.checkpoint_every`). Reports ignore these keys when they
-    decide whether two runs are the same experiment."""
-    return any(key.startswith(prefix) for prefix in OPERATIONAL_KEYS)
-
 
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 
@@ -46,12 +45,28 @@ def resolved(cfg: DictConfig | dict) -> dict[str, Any]:
     return dict(cfg)
 
 
+def is_operational(key: str) -> bool:
+    """Whether the dotted `key` is one of `OPERATIONAL_KEYS` or lies below one."""
+    return any(key == op or key.startswith(f"{op}.") for op in OPERATIONAL_KEYS)
+
+
+def _without_operational(node: Any, prefix: str = "") -> Any:
+    if not isinstance(node, dict):
+        return node
+    kept = {}
+    for key, child in node.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if not is_operational(dotted):
+            kept[key] = _without_operational(child, dotted)
+    return kept
+
+
 def config_hash(cfg: DictConfig | dict) -> str:
     """First 12 hex digits of SHA-256 of the canonical JSON of the resolved config.
 
-    Canonical: sorted keys, no whitespace; the top-level keys in `EXCLUDED_FROM_HASH` are dropped.
+    Canonical: sorted keys, no whitespace; the keys in `OPERATIONAL_KEYS` are dropped.
     """
-    content = {k: v for k, v in resolved(cfg).items() if k not in EXCLUDED_FROM_HASH}
+    content = _without_operational(resolved(cfg))
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 

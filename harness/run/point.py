@@ -3,13 +3,21 @@
 A point is identified by `config_hash(cfg)`; its run directory `<paths.runs_dir>/<hash>/` holds
 `mlflow_run_id`, the checkpoints (`harness.run.checkpoint`), `config.yaml`, `param_groups.json` and
 `summary.json`. `execute` runs it:
-- its MLflow run FINISHED: log "already finished" and return the stored summary (`force=true`
-  starts a new run instead);
-- its MLflow run unfinished (RUNNING or KILLED) and `resume=true`: continue in the same MLflow run,
-  from `checkpoint.pt` if there is one, adding 1 to the run's `requeues` tag;
-- otherwise (new, FAILED, or `resume=false`): start a new MLflow run in the explicit experiment.
-The MLflow run ends FINISHED, FAILED with tag `status_reason` (non-finite loss, a user error such
-as a missing data directory, a crash), or KILLED with `status_reason=preempted` on a stop signal.
+- its MLflow run FINISHED: log "already finished" and return the stored summary;
+- `summary.json` there but the run is not in this store: an error naming the store where it
+  finished (a finished result is never retrained or deleted silently);
+- its MLflow run unfinished (RUNNING, KILLED) or FAILED and `resume=true`: continue in the same
+  MLflow run from the newest intact checkpoint (a damaged one is reported and the previous one
+  used), adding 1 to the run's `requeues` tag; params and artifacts it lacks are logged;
+- otherwise (new, or `resume=false`): start a new MLflow run in the explicit experiment.
+- `force=true` on a finished point trains a new MLflow run in `<run dir>/.force/`; only when it
+  has finished are the old results moved to `<run dir>/previous/` and the new ones put in place
+  (`_promote`; a process killed on the way is completed by the next start).
+A new run is created complete (tags, params, `n_params`, `config.yaml`, `param_groups.json`)
+before `mlflow_run_id` is written (it is `mlflow_run_id.pending` until then; a pending run left
+by a killed process is deleted). The MLflow run ends FINISHED, FAILED with tag `status_reason`
+(non-finite loss, a user error, a crash), or KILLED with `status_reason` `preempted` on a stop
+signal (`preempted during setup` before the first step).
 """
 
 import contextlib
@@ -18,6 +26,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -33,12 +42,17 @@ from omegaconf import DictConfig, OmegaConf
 import models
 import tasks
 from common import UserError
+from common.atomic import write_text_atomically
 from harness.layout import (
-    CHECKPOINT,
     CONFIG_FILE,
+    FORCE_DIR,
     GROUPS_FILE,
     LOCK_FILE,
+    OLD_DIR,
+    PENDING_ID_FILE,
+    PREVIOUS_DIR,
     PROJECT_ROOT,
+    PROMOTED_MARK,
     RUN_FILES,
     RUN_ID_FILE,
     SUMMARY_FILE,
@@ -78,15 +92,31 @@ def point_state(cfg: DictConfig) -> str:
 class Plan:
     """What rank 0 decided for this point (broadcast to the other ranks)."""
 
-    action: str  # "finished" | "resume" | "fresh"
+    action: str  # "finished" | "resume" | "fresh" | "force"
+    workdir: Path  # where the run's files are written: the run directory, or FORCE_DIR in it
     run_id: str | None = None
     summary: dict[str, Any] | None = None
 
 
+def _make_run_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"cannot create the run directory {directory} ({error.strerror or error}); set "
+            "paths.results_dir (or paths.runs_dir) to a writable folder"
+        ) from None
+
+
 @contextlib.contextmanager
 def _exclusive(directory: Path) -> Iterator[None]:
-    """Hold `<run dir>/.lock` for the whole run: one process per point at a time."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Hold `<run dir>/.lock` for the whole run: one process per point at a time.
+
+    A run directory this call created and in which nothing but the lock was written (the run
+    stopped before it started, e.g. on a user error) is removed again.
+    """
+    created = not directory.exists()
+    _make_run_dir(directory)
     with open(directory / LOCK_FILE, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -98,32 +128,148 @@ def _exclusive(directory: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            if created and os.listdir(directory) == [LOCK_FILE]:
+                (directory / LOCK_FILE).unlink()
+                directory.rmdir()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _clear(directory: Path) -> None:
+def _remove_temporaries(directory: Path) -> None:
+    """Delete the temporary files of atomic writes that a killed process left (`.<name>.*.tmp`)."""
+    for name in RUN_FILES:
+        for tmp in directory.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _delete_pending_run(cfg: DictConfig, directory: Path) -> None:
+    """A run whose creation a killed process did not complete holds no results: delete it."""
+    pending = directory / PENDING_ID_FILE
+    if pending.is_file():
+        run_id = pending.read_text().strip()
+        if run_id and tracking.run_status(tracking_uri(cfg), run_id) is not None:
+            log.info("deleting MLflow run %s: its creation was interrupted", run_id)
+            tracking.TrackedRun(tracking_uri(cfg), run_id).delete()
+        pending.unlink()
+
+
+def _clear(cfg: DictConfig, directory: Path) -> None:
+    """Remove an unfinished run's files (never called on a directory holding a summary)."""
+    if (directory / SUMMARY_FILE).exists():
+        raise AssertionError(f"refusing to clear {directory}: it holds a finished result")
+    _delete_pending_run(cfg, directory)
     for name in RUN_FILES:
         (directory / name).unlink(missing_ok=True)
 
 
+def read_summary(directory: Path) -> dict[str, Any] | None:
+    """The run directory's `summary.json`, None without one; a `UserError` if it is damaged."""
+    path = directory / SUMMARY_FILE
+    if not path.exists():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (ValueError, OSError) as error:
+        why = f"{type(error).__name__}: {error}"
+    else:
+        if isinstance(summary, dict):
+            return summary
+        why = f"holds a {type(summary).__name__}, not an object"
+    id_file = directory / RUN_ID_FILE
+    run_id = id_file.read_text().strip() if id_file.is_file() else "<run id>"
+    raise UserError(
+        f"{path} is damaged ({why}); restore it from its MLflow run with `mlflow artifacts "
+        f"download -r {run_id} -a {SUMMARY_FILE} -d {directory}`, or rerun with force=true"
+    )
+
+
+def _finished_elsewhere(cfg: DictConfig, directory: Path, summary: dict[str, Any]) -> UserError:
+    where = summary.get("tracking_uri") or "another MLflow store"
+    run_id = summary.get("mlflow_run_id", "?")
+    if where == tracking_uri(cfg):
+        return UserError(
+            f"point {directory.name} finished (results in {directory}) but its MLflow run "
+            f"{run_id} is no longer in {where}; restore it with `mlflow runs restore --run-id "
+            f"{run_id}`, or train it again with force=true"
+        )
+    return UserError(
+        f"point {directory.name} already finished in {where} (MLflow run "
+        f"{summary.get('mlflow_run_id', '?')}, results in {directory}), not in tracking.uri "
+        f"{tracking_uri(cfg)}; read it there with tracking.uri={where}, or train it again "
+        "into this store with force=true (the old results are kept until the new run finished)"
+    )
+
+
 def _plan(cfg: DictConfig, directory: Path) -> Plan:
+    if _promotion_pending(directory):
+        log.info("completing the replacement of %s by its finished force=true run", directory)
+        _promote(directory)
     state = point_state(cfg)
-    if state == "finished" and not cfg.force:
-        summary_file = directory / SUMMARY_FILE
-        summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    summary = read_summary(directory)
+    if cfg.force and (state == "finished" or summary is not None):
+        return _plan_force(cfg, directory)
+    if state == "finished":
         log.info(
             "point %s already finished (MLflow run %s); force=true reruns it",
             directory.name,
-            summary.get("mlflow_run_id", "?"),
+            (summary or {}).get("mlflow_run_id", "?"),
         )
-        return Plan("finished", summary=summary)
-    if state == "unfinished" and cfg.resume:
-        return Plan("resume", run_id=(directory / RUN_ID_FILE).read_text().strip())
+        return Plan("finished", directory, summary=summary or {})
+    if summary is not None and (state == "new" or not cfg.resume):
+        raise _finished_elsewhere(cfg, directory, summary)
+    if state in ("unfinished", "failed") and cfg.resume:
+        return Plan("resume", directory, run_id=(directory / RUN_ID_FILE).read_text().strip())
     if state == "unfinished":
         old = tracking.TrackedRun(tracking_uri(cfg), (directory / RUN_ID_FILE).read_text().strip())
         old.end("KILLED", reason="superseded: restarted with resume=false")
-    _clear(directory)
-    return Plan("fresh")
+    _clear(cfg, directory)
+    return Plan("fresh", directory)
+
+
+def _plan_force(cfg: DictConfig, directory: Path) -> Plan:
+    """A fresh attempt in `<run dir>/.force/` (an earlier unfinished attempt there is dropped)."""
+    workdir = directory / FORCE_DIR
+    if workdir.exists():
+        id_file = workdir / RUN_ID_FILE
+        if id_file.is_file():
+            old = tracking.TrackedRun(tracking_uri(cfg), id_file.read_text().strip())
+            if tracking.run_status(old.uri, old.run_id) not in (None, "FINISHED"):
+                old.end("KILLED", reason="superseded: a new force=true attempt")
+        _delete_pending_run(cfg, workdir)
+        shutil.rmtree(workdir)
+    workdir.mkdir()
+    return Plan("force", workdir)
+
+
+def _promote(directory: Path) -> None:
+    """Put a finished force=true attempt in place; the results it replaces go to `previous/`.
+
+    Three phases, each a series of renames and each safe to repeat, so that a process killed
+    in the middle is completed by the next start (`_plan`): the old results move to `.old/`
+    (then marked complete), the new ones move in from `.force/` (the summary last), and `.old/`
+    becomes `previous/` (replacing the generation before it).
+    """
+    workdir, old = directory / FORCE_DIR, directory / OLD_DIR
+    if not (old / PROMOTED_MARK).exists():
+        old.mkdir(exist_ok=True)
+        for name in reversed(RUN_FILES):
+            if (directory / name).exists():
+                os.replace(directory / name, old / name)
+        (old / PROMOTED_MARK).touch()
+    if workdir.exists():
+        for name in RUN_FILES:
+            if (workdir / name).exists():
+                os.replace(workdir / name, directory / name)
+        shutil.rmtree(workdir)
+    (old / PROMOTED_MARK).unlink()
+    previous = directory / PREVIOUS_DIR
+    if previous.exists():
+        shutil.rmtree(previous)
+    os.replace(old, previous)
+
+
+def _promotion_pending(directory: Path) -> bool:
+    """A finished force=true attempt not (completely) put in place yet."""
+    return (directory / OLD_DIR).exists() or (directory / FORCE_DIR / SUMMARY_FILE).exists()
 
 
 def _broadcast(plan: Plan | None, ctx: DistContext) -> Plan:
@@ -173,9 +319,9 @@ def _model_tags(cfg: DictConfig) -> dict[str, str]:
 def _environment_tags(ctx: DistContext, cfg: DictConfig) -> dict[str, str]:
     tags = {
         "host": socket.gethostname(),
+        "torch_threads": str(torch.get_num_threads()),
         "device": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
         "world_size": str(ctx.world_size),
-        "torch_threads": str(torch.get_num_threads()),
         "effective_batch_size": str(
             int(cfg.trainer.batch_size) * ctx.world_size * int(cfg.trainer.grad_accum)
         ),
@@ -232,42 +378,96 @@ def _set_determinism(enabled: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def _reopen_run(cfg: DictConfig, ctx: DistContext, run_id: str) -> tracking.TrackedRun:
+    """Rank 0: mark the run being resumed RUNNING again and count the resume."""
+    run = tracking.TrackedRun(tracking_uri(cfg), run_id)
+    run.reopen()
+    requeues = int(run.tag("requeues") or 0) + 1
+    run.set_tags({**_environment_tags(ctx, cfg), "requeues": requeues})
+    log.info("resuming MLflow run %s (resume number %d)", run.run_id, requeues)
+    return run
+
+
+def _records(cfg: DictConfig, trainer: Trainer, n_params: int) -> tuple[dict, dict[str, str]]:
+    """(the run's params, its artifacts `{file name: text}`) as a new run logs them."""
+    groups = models.optim.describe_groups(trainer.module, trainer.optimizer.param_groups)
+    artifacts = {
+        CONFIG_FILE: OmegaConf.to_yaml(cfg, resolve=True),
+        GROUPS_FILE: json.dumps(groups, indent=2),
+    }
+    return {**flatten(cfg), "n_params": str(n_params)}, artifacts
+
+
+def _log_artifacts(run: tracking.TrackedRun, workdir: Path, artifacts: dict[str, str]) -> None:
+    for name, text in artifacts.items():
+        (workdir / name).write_text(text)
+        run.log_artifact(workdir / name)
+
+
 def run_name(cfg: DictConfig) -> str:
     """The MLflow run name, `<task>/<model>/s<seed>` (the `config_hash` tag tells points apart)."""
     return f"{cfg.task.name}/{cfg.model.name}/s{cfg.seed}"
 
 
-def _open_run(
-    cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path
+def _create_run(
+    cfg: DictConfig,
+    ctx: DistContext,
+    workdir: Path,
+    data: tasks.TaskData,
+    params: dict,
+    artifacts: dict[str, str],
 ) -> tracking.TrackedRun:
-    """Rank 0: create the MLflow run (logging params) or reopen the one being resumed."""
+    """Rank 0: a new MLflow run with its tags (the task's `objective` too), params, artifacts and
+    the task's trivial-predictor levels at step 0 (`harness.run.metrics.trivial_metrics`), then
+    `mlflow_run_id`.
+
+    Complete or not at all: until the run-id file is written the run is only named in
+    `mlflow_run_id.pending`; a failure on the way deletes it.
+    """
     uri = tracking_uri(cfg)
-    if plan.action == "resume":
-        run = tracking.TrackedRun(uri, plan.run_id)
-        run.reopen()
-        requeues = int(run.tag("requeues") or 0) + 1
-        run.set_tags({**_environment_tags(ctx, cfg), "requeues": requeues})
-        log.info("resuming MLflow run %s (resume number %d)", run.run_id, requeues)
-        return run
     experiment_id = tracking.prepare_store(uri, cfg.tracking.experiment)
-    digest = directory.name
-    name = run_name(cfg)
-    run = tracking.TrackedRun.create(uri, experiment_id, name, _new_run_tags(cfg, ctx, digest))
-    (directory / RUN_ID_FILE).write_text(run.run_id)
-    run.log_params(flatten(cfg))
+    digest = config_hash(cfg)
+    run = tracking.TrackedRun.create(
+        uri, experiment_id, run_name(cfg), _new_run_tags(cfg, ctx, digest)
+    )
+    pending = workdir / PENDING_ID_FILE
+    pending.write_text(run.run_id)
+    try:
+        run.log_params(params)
+        run.set_tags({"objective": data.info.objective})
+        evaluated = {"val": data.val, "test": data.test}
+        run.log_metrics(trivial_metrics(data.info, data.train, evaluated), 0)
+        _log_artifacts(run, workdir, artifacts)
+    except BaseException:
+        run.delete()
+        pending.unlink()
+        raise
+    os.replace(pending, workdir / RUN_ID_FILE)
     log.info("started MLflow run %s in experiment %s", run.run_id, experiment_id)
     return run
 
 
-def _write_artifact(run: tracking.TrackedRun, path: Path, text: str) -> None:
-    path.write_text(text)
-    run.log_artifact(path)
+def _complete_run(
+    run: tracking.TrackedRun, workdir: Path, params: dict, artifacts: dict[str, str]
+) -> None:
+    """Rank 0, resuming: log the params and artifacts the run lacks (a kill may have cut them).
+
+    Params it has keep their first value (MLflow never changes one; an operational key such as
+    `trainer.log_every` may differ in a resubmission).
+    """
+    have = run.params()
+    missing = {k: v for k, v in params.items() if k not in have}
+    if missing:
+        log.info("logging %d params the resumed run lacked", len(missing))
+        run.log_params(missing)
+    logged = run.artifact_names()
+    _log_artifacts(run, workdir, {k: v for k, v in artifacts.items() if k not in logged})
 
 
 def _outcome(error: BaseException, stop_requested: bool) -> tuple[str, str]:
     """MLflow status and `status_reason` of a run that ended with `error`."""
     if isinstance(error, checkpoint.Preempted):
-        return "KILLED", "preempted"
+        return "KILLED", "preempted during setup" if error.during_setup else "preempted"
     if isinstance(error, SystemExit | KeyboardInterrupt):
         # A stop signal's earlier handler (submitit's requeue) may exit the process itself.
         return "KILLED", "preempted" if stop_requested else f"interrupted ({type(error).__name__})"
@@ -287,43 +487,53 @@ def _build(cfg: DictConfig) -> tuple[tasks.TaskData, dict[str, Any], torch.nn.Mo
     return data, args, models.build_model(**args)
 
 
-def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> dict[str, Any]:
-    run = _open_run(cfg, ctx, plan, directory) if ctx.is_main else None
-    signals = checkpoint.StopSignals()
-    try:
-        _set_determinism(bool(cfg.trainer.deterministic))
-        data, args, model = _build(cfg)
-        n_params = sum(p.numel() for p in model.parameters())
-        extra = {
-            "mlflow_run_id": run.run_id if run else None,
-            "config": resolved(cfg),
-            "model_args": args,
-        }
-        log_fn = run.log_metrics if run else (lambda values, step: None)
-        splits = (data.train, data.val, data.test)
-        trainer = Trainer(
-            model, splits, data.info.objective, cfg, ctx, directory, log_fn, signals, extra
-        )
-        ckpt_path = directory / CHECKPOINT
-        if plan.action == "resume" and ckpt_path.exists():
-            trainer.load_state_dict(checkpoint.load(ckpt_path))
-        if run is not None and plan.action == "fresh":
-            run.log_params({"n_params": str(n_params)})
-            run.set_tags({"objective": data.info.objective})
-            evaluated = {"val": data.val, "test": data.test}
-            run.log_metrics(trivial_metrics(data.info, data.train, evaluated), 0)
-            _write_artifact(run, directory / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-            groups = models.optim.describe_groups(trainer.module, trainer.optimizer.param_groups)
-            _write_artifact(run, directory / GROUPS_FILE, json.dumps(groups, indent=2))
-        with signals:
-            final = trainer.fit()
-    except BaseException as error:
+def _train(cfg: DictConfig, ctx: DistContext, plan: Plan) -> dict[str, Any]:
+    """Build, open or create the MLflow run, resume, train and record (see the module docstring).
+
+    A stop signal before the first step stops at once (the run, if it exists yet, ends KILLED
+    with `preempted during setup`); afterwards it stops at the next step boundary.
+    """
+    workdir = plan.workdir
+    run: tracking.TrackedRun | None = None
+    signals = checkpoint.StopSignals(immediate=True)
+
+    def log_fn(values: dict[str, float], step: int) -> None:
         if run is not None:
-            run.end(*_outcome(error, signals.requested))
-        raise
+            run.log_metrics(values, step)
+
+    with signals:
+        try:
+            if ctx.is_main and plan.action == "resume":
+                run = _reopen_run(cfg, ctx, str(plan.run_id))
+            _set_determinism(bool(cfg.trainer.deterministic))
+            data, args, model = _build(cfg)
+            n_params = sum(p.numel() for p in model.parameters())
+            extra = {"mlflow_run_id": None, "config": resolved(cfg), "model_args": args}
+            splits = (data.train, data.val, data.test)
+            trainer = Trainer(
+                model, splits, data.info.objective, cfg, ctx, workdir, log_fn, signals, extra
+            )
+            if ctx.is_main:
+                params, artifacts = _records(cfg, trainer, n_params)
+                if run is None:
+                    run = _create_run(cfg, ctx, workdir, data, params, artifacts)
+                else:
+                    _complete_run(run, workdir, params, artifacts)
+                extra["mlflow_run_id"] = run.run_id
+            if plan.action == "resume":
+                used = checkpoint.load_latest(workdir, trainer.load_state_dict, ctx.is_main)
+                if used is None:
+                    log.info("no checkpoint in %s: training from step 0", workdir)
+            signals.immediate = False
+            final = trainer.fit()
+        except BaseException as error:
+            if run is not None:
+                run.end(*_outcome(error, signals.requested))
+            raise
     summary = {
-        "config_hash": directory.name,
+        "config_hash": config_hash(cfg),
         "mlflow_run_id": run.run_id if run else None,
+        "tracking_uri": tracking_uri(cfg),
         "task": str(cfg.task.name),
         "model": str(cfg.model.name),
         "seed": int(cfg.seed),
@@ -332,7 +542,8 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan, directory: Path) -> di
     }
     if run is not None:
         run.log_metrics({k: v for k, v in final.items() if k != "step"}, int(final["step"]))
-        _write_artifact(run, directory / SUMMARY_FILE, json.dumps(summary, indent=2))
+        write_text_atomically(workdir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        run.log_artifact(workdir / SUMMARY_FILE)
         run.end("FINISHED")
     return summary
 
@@ -341,14 +552,19 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
     """Run one point end to end (see the module docstring) and return its summary."""
     directory = run_dir(cfg)
     ctx = distributed.setup(str(cfg.trainer.device))
-    lock = _exclusive(directory) if ctx.is_main else contextlib.nullcontext()
     try:
+        if ctx.is_main:
+            tracking.prepare_store(tracking_uri(cfg), cfg.tracking.experiment)
+        lock = _exclusive(directory) if ctx.is_main else contextlib.nullcontext()
         with lock:
             if ctx.is_main:
-                tracking.prepare_store(tracking_uri(cfg), cfg.tracking.experiment)
+                _remove_temporaries(directory)
             plan = _broadcast(_plan(cfg, directory) if ctx.is_main else None, ctx)
             if plan.action == "finished":
                 return plan.summary or {}
-            return _train(cfg, ctx, plan, directory)
+            summary = _train(cfg, ctx, plan)
+            if plan.action == "force" and ctx.is_main:
+                _promote(directory)
+            return summary
     finally:
         distributed.teardown(ctx)

@@ -7,9 +7,17 @@ else `MLFLOW_TRACKING_URI`, points at any other MLflow store (a tracking server 
 Facts this module is built around (mlflow 3.17.2): processes that create a fresh SQLite store at the
 same moment crash in table setup, and processes that race to create an experiment put runs in the
 Default experiment. So `prepare_store` creates the store and the experiment under an exclusive file
-lock, the launching process calls it before any job starts (`harness.run.callbacks`), and every
-run is created with an explicit experiment id. SQLite answers "database is locked" under many
-concurrent writers; every call here is retried with exponential backoff.
+lock, the launching process calls it before any job starts (`harness.run.callbacks`), and every run
+is created with an explicit experiment id. SQLite answers "database is locked" under many concurrent
+writers; every call here is retried with exponential backoff.
+
+A tracking server that does not answer is a user error within seconds: `prepare_store` first
+opens a TCP connection with a timeout of `CONNECT_TIMEOUT_S`, and MLflow's own HTTP timeout and
+retries are bounded (`HTTP_LIMITS`, unless the environment sets them). A store that cannot be
+created (an unwritable path) is a user error too.
+
+A resumed run logs each metric only past the last step the store already has for it (one value
+per metric and step), and only the params it does not have yet.
 """
 
 import contextlib
@@ -18,10 +26,12 @@ import json
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlparse
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -42,6 +52,15 @@ _TRANSIENT_MARKERS = ("database is locked", "database table is locked", "Operati
 # MLflow's per-request limits (mlflow.utils.validation).
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
+CONNECT_TIMEOUT_S = 5.0
+# MLflow's HTTP client: seconds per request, retries, backoff (its defaults wait ~8 minutes).
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+for _name, _value in HTTP_LIMITS.items():
+    os.environ.setdefault(_name, _value)
 
 
 RUNS_VIEW_KEY = "ssm-bench"
@@ -130,9 +149,36 @@ def _check_supported(uri: str) -> None:
         )
 
 
+def check_reachable(uri: str) -> None:
+    """For an http(s) store: `UserError` unless its port accepts a connection within seconds."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as error:
+        raise UserError(
+            f"cannot reach the MLflow tracking server {uri} ({error.strerror or error}); start "
+            "it, or set tracking.uri (or MLFLOW_TRACKING_URI) to a store that is reachable"
+        ) from None
+
+
 def prepare_store(uri: str, experiment: str) -> str:
     """Create the store and the experiment if missing (idempotent, safe in parallel) -> its id."""
     _check_supported(uri)
+    check_reachable(uri)
+    try:
+        return _prepare(uri, experiment)
+    except OSError as error:
+        raise UserError(
+            f"cannot create the MLflow store of tracking.uri {uri} ({error}); set tracking.uri "
+            "to a writable location, e.g. sqlite:////abs/path/mlflow.db"
+        ) from None
+
+
+def _prepare(uri: str, experiment: str) -> str:
     with _store_lock(uri):
         client = with_retries(MlflowClient, tracking_uri=uri)
         found = with_retries(client.get_experiment_by_name, experiment)
@@ -183,8 +229,13 @@ def run_status(uri: str, run_id: str) -> str | None:
     client = MlflowClient(tracking_uri=uri)
     try:
         run = with_retries(client.get_run, run_id)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise UserError(
+            f"cannot read MLflow run {run_id} from the store {uri} ({error.message}); check "
+            "that tracking.uri names a reachable store"
+        ) from None
     return None if run.info.lifecycle_stage == "deleted" else run.info.status
 
 
@@ -195,6 +246,7 @@ class TrackedRun:
         self.uri = uri
         self.run_id = run_id
         self.client = MlflowClient(tracking_uri=uri)
+        self.last_steps: dict[str, int] = {}  # metric -> the last step the store has
 
     @classmethod
     def create(cls, uri: str, experiment_id: str, name: str, tags: dict[str, str]) -> "TrackedRun":
@@ -204,8 +256,23 @@ class TrackedRun:
         return cls(uri, run.info.run_id)
 
     def reopen(self) -> None:
-        """Mark a resumed run RUNNING again."""
+        """Mark a resumed run RUNNING again; later metrics are logged past its last steps."""
         with_retries(self.client.update_run, self.run_id, status="RUNNING")
+        for key in with_retries(self.client.get_run, self.run_id).data.metrics:
+            history = with_retries(self.client.get_metric_history, self.run_id, key)
+            self.last_steps[key] = max(m.step for m in history)
+
+    def params(self) -> dict[str, str]:
+        """The params the run has."""
+        return with_retries(self.client.get_run, self.run_id).data.params
+
+    def artifact_names(self) -> set[str]:
+        """The top-level artifact names of the run."""
+        return {a.path for a in with_retries(self.client.list_artifacts, self.run_id)}
+
+    def delete(self) -> None:
+        """Delete the run (MLflow keeps it in the deleted lifecycle stage)."""
+        with_retries(self.client.delete_run, self.run_id)
 
     def tag(self, key: str) -> str | None:
         """The current value of one tag, None when unset."""
@@ -224,9 +291,15 @@ class TrackedRun:
             with_retries(self.client.log_batch, self.run_id, tags=chunk)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        """Log several metrics at one optimizer step in a single request."""
+        """Log several metrics at one optimizer step in a single request.
+
+        A metric whose history already reaches `step` is left out (a resumed run retraining
+        steps it logged before the stop), so the store holds one value per metric and step.
+        """
         stamp = int(time.time() * 1000)
-        items = [Metric(key, float(value), stamp, step) for key, value in sorted(metrics.items())]
+        fresh = {k: v for k, v in metrics.items() if step > self.last_steps.get(k, -1)}
+        self.last_steps.update(dict.fromkeys(fresh, step))
+        items = [Metric(key, float(value), stamp, step) for key, value in sorted(fresh.items())]
         for start in range(0, len(items), MAX_METRICS_PER_BATCH):
             chunk = items[start : start + MAX_METRICS_PER_BATCH]
             with_retries(self.client.log_batch, self.run_id, metrics=chunk)

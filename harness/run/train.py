@@ -11,7 +11,13 @@ take fewer). Metrics are logged at optimizer steps (`step`, counted from 1):
   training loop's time).
 The reported test score is the test score at the best validation evaluation (`val/acc` highest,
 or `val/loss` lowest for regression). Losses stay on the device between log windows; a window's
-per-step losses are checked at its end, and a non-finite one raises `NonFiniteLoss` naming the step.
+per-step losses are checked at its end and before every evaluation and checkpoint, so a
+non-finite loss raises `NonFiniteLoss` naming the step before anything uses its weights.
+
+Checkpoints (`harness.run.checkpoint`) are written every `trainer.checkpoint_every` steps, when
+`trainer.checkpoint_every_minutes` passed since the last one, after each epoch's end (and its
+evaluation), at the end, and on a stop signal. A checkpoint carries the open log window, so the
+logged history does not depend on when checkpoints were written or where a run was resumed.
 """
 
 import contextlib
@@ -35,13 +41,19 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 import models
 from common import UserError
-from harness.layout import CHECKPOINT, MODEL_BEST, MODEL_INIT
+from harness.layout import MODEL_BEST, MODEL_INIT
 from harness.run import checkpoint, distributed, metrics, precision
+from harness.run.config import config_hash
 from harness.run.distributed import DistContext
 
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("cosine", "constant", "plateau")
+# What `Trainer.state_dict` writes and `Trainer.load_state_dict` needs.
+STATE_KEYS = frozenset(
+    {"model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch", "best"}
+    | {"last_eval_step", "counters", "window", "config"}
+)
 LogFn = Callable[[dict[str, float], int], None]
 
 
@@ -133,10 +145,6 @@ class Schedule:
     def state_dict(self) -> dict[str, Any]:
         return self.impl.state_dict()
 
-    def _wall_s(self) -> float:
-        """Wall time of `fit` so far, summed over every resumed segment of the run."""
-        return self.counters["wall_s"] + time.perf_counter() - self._fit_t0
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.impl.load_state_dict(state)
 
@@ -216,6 +224,7 @@ class Trainer:
             "ckpt_s": 0.0,
         }
         self._fit_t0 = time.perf_counter()
+        self._last_checkpoint_t = self._fit_t0
         self._reset_window()
 
     # ----------------------------------------------------------------------------- set-up
@@ -238,7 +247,8 @@ class Trainer:
         return min(by_epochs, int(self.t.max_steps)) if self.t.max_steps else by_epochs
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint dict (see `harness.run.checkpoint`)."""
+        """The checkpoint dict (see `harness.run.checkpoint`); `NonFiniteLoss` if the window has
+        one."""
         return {
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -250,6 +260,7 @@ class Trainer:
             "best": self.best,
             "last_eval_step": self.last_eval_step,
             "counters": {**self.counters, "wall_s": self._wall_s()},
+            "window": self._window_state(),
             **self.checkpoint_extra,
         }
 
@@ -257,16 +268,55 @@ class Trainer:
         """Wall time of `fit` so far, summed over every resumed segment of the run."""
         return self.counters["wall_s"] + time.perf_counter() - self._fit_t0
 
+    def _check_fits(self, state: dict[str, Any]) -> None:
+        """Raise `checkpoint.Damaged` unless `state` is a finite checkpoint of this very run."""
+        missing = STATE_KEYS - set(state)
+        if missing:
+            raise checkpoint.Damaged(f"missing {', '.join(sorted(missing))}")
+        if not isinstance(state["config"], dict) or config_hash(state["config"]) != config_hash(
+            self.cfg
+        ):
+            raise checkpoint.Damaged("written by another configuration")
+        position = [state[k] for k in ("step", "epoch", "batch_in_epoch")]
+        if not all(isinstance(v, int) and v >= 0 for v in position):
+            raise checkpoint.Damaged(f"step, epoch, batch_in_epoch = {position} are not counts")
+        step, epoch, batch = position
+        expected = epoch * self.steps_per_epoch + math.ceil(batch / self.accum)
+        if batch > self.batches_per_epoch or step != expected or step > self.planned_steps:
+            raise checkpoint.Damaged(
+                f"step {step} at epoch {epoch}, batch {batch} does not fit this run "
+                f"({self.steps_per_epoch} steps per epoch, {self.planned_steps} steps planned)"
+            )
+        model = state["model"]
+        expected_shapes = {k: v.shape for k, v in self.module.state_dict().items()}
+        if (
+            not isinstance(model, dict)
+            or {k: getattr(v, "shape", None) for k, v in model.items()} != expected_shapes
+        ):
+            raise checkpoint.Damaged("its model weights do not match this model's")
+        numeric = [v for v in model.values() if v.is_floating_point() or v.is_complex()]
+        if not all(torch.isfinite(v).all() for v in numeric):
+            raise checkpoint.Damaged("its model weights are not finite")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by `state_dict` (call before `fit`)."""
-        self.module.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["scheduler"])
+        """Continue from a checkpoint written by `state_dict` (call before `fit`).
+
+        Raises `checkpoint.Damaged` for a checkpoint that is inconsistent, of another run or not
+        finite; a caller may then load an earlier one over whatever was applied.
+        """
+        self._check_fits(state)
+        try:
+            self.module.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["scheduler"])
+            checkpoint.set_rng_state(state["rng"])
+            self._load_window(state["window"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise checkpoint.Damaged(f"does not fit: {type(error).__name__}: {error}") from None
         self.step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
         self.best, self.last_eval_step = state["best"], state["last_eval_step"]
         self.counters = dict(state["counters"])
-        checkpoint.set_rng_state(state["rng"])
         log.info(
             "resumed at step %d (epoch %d, batch %d)", self.step, self.epoch, self.batch_in_epoch
         )
@@ -278,17 +328,40 @@ class Trainer:
         self.window_samples = 0
         self.window_t0 = time.perf_counter()
 
+    def _window_losses(self) -> torch.Tensor:
+        """The open window's per-step losses summed over ranks (one sync), all finite.
+
+        Raises `NonFiniteLoss` naming the first step whose loss is NaN or infinite.
+        """
+        if not self.window_losses:
+            return torch.zeros(0)
+        losses = distributed.all_reduce_sum(torch.stack(self.window_losses), self.ctx).cpu()
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            raise NonFiniteLoss(self.step - len(self.window_losses) + 1 + int(bad[0, 0]))
+        return losses
+
+    def _window_state(self) -> dict[str, Any]:
+        """The open window summed over ranks (rank 0 carries it into the checkpoint)."""
+        losses = self._window_losses()
+        stats = distributed.all_reduce_sum(self.window_stats.clone(), self.ctx).cpu()
+        return {"losses": losses, "stats": stats, "samples": self.window_samples}
+
+    def _load_window(self, window: dict[str, Any]) -> None:
+        """Reopen a checkpoint's log window: its sums on rank 0, zeros of its length elsewhere."""
+        keep = 1.0 if self.ctx.is_main else 0.0
+        device = self.ctx.device
+        self.window_losses = list((window["losses"].to(device) * keep).unbind())
+        self.window_stats = window["stats"].to(device=device, dtype=torch.float64) * keep
+        self.window_samples = int(window["samples"]) if self.ctx.is_main else 0
+
     def _flush(self, bar: tqdm) -> None:
         """End the log window: check its losses are finite, log its means (one sync)."""
         if not self.window_losses:
             return
         t0 = time.perf_counter()
-        losses = distributed.all_reduce_sum(torch.stack(self.window_losses), self.ctx).cpu()
+        self._window_losses()
         stats = distributed.all_reduce_sum(self.window_stats, self.ctx).cpu()
-        first_step = self.step - len(self.window_losses) + 1
-        bad = (~torch.isfinite(losses)).nonzero()
-        if len(bad):
-            raise NonFiniteLoss(first_step + int(bad[0, 0]))
         elapsed = max(time.perf_counter() - self.window_t0, 1e-9)
         values = metrics.summarize(stats, self.objective, "train")
         for group in self.optimizer.param_groups:
@@ -327,7 +400,12 @@ class Trainer:
         return monitored > previous if self.monitor == "val/acc" else monitored < previous
 
     def evaluate(self) -> dict[str, float]:
-        """Val and test metrics now; updates the best-validation record and the plateau schedule."""
+        """Val and test metrics now; updates the best-validation record and the plateau schedule.
+
+        The open window's losses are checked first: weights after a non-finite loss are never
+        evaluated, logged or saved as the best model.
+        """
+        self._window_losses()
         self.module.eval()
         values: dict[str, float] = {}
         for name, loader in self.eval_loaders.items():
@@ -350,20 +428,31 @@ class Trainer:
         return values
 
     # ----------------------------------------------------------------------------- loop
-    def save_checkpoint(self, bar: tqdm) -> None:
-        self._flush(bar)
+    def save_checkpoint(self) -> None:
+        """Write a checkpoint (rank 0; every rank takes part in the window's sync)."""
+        t0 = time.perf_counter()
+        state = self.state_dict()  # checks the open window's losses first
         if self.ctx.is_main:
-            t0 = time.perf_counter()
-            checkpoint.save_atomic(self.state_dict(), self.run_dir / CHECKPOINT)
-            self.counters["ckpt_s"] += time.perf_counter() - t0
+            checkpoint.save_checkpoint(state, self.run_dir)
+        self._last_checkpoint_t = time.perf_counter()
+        self.counters["ckpt_s"] += self._last_checkpoint_t - t0
 
-    def _stop_requested(self) -> bool:
+    def _checkpoint_due_by_time(self) -> bool:
+        minutes = self.t.checkpoint_every_minutes
+        return minutes is not None and (
+            time.perf_counter() - self._last_checkpoint_t >= 60.0 * float(minutes)
+        )
+
+    def _step_flags(self) -> tuple[bool, bool]:
+        """(a stop signal arrived, a checkpoint is due by time), the same on every rank."""
+        stop, due = self.signals.requested, self._checkpoint_due_by_time()
         if self.ctx.world_size == 1:
-            return self.signals.requested
-        flag = torch.tensor([1.0 if self.signals.requested else 0.0], device=self.ctx.device)
-        if distributed.all_reduce_sum(flag, self.ctx).item() > 0 and not self.signals.requested:
+            return stop, due
+        flags = torch.tensor([float(stop), float(due)], device=self.ctx.device)
+        stop, due = (distributed.all_reduce_sum(flags, self.ctx) > 0).tolist()
+        if stop and not self.signals.requested:
             self.signals.signum = signal.SIGTERM  # another rank was signalled
-        return self.signals.requested
+        return stop, due
 
     def _done(self) -> bool:
         patience = self.t.early_stopping_patience
@@ -398,7 +487,7 @@ class Trainer:
 
     def fit(self) -> dict[str, float]:
         """Train until `max_epochs`, `max_steps` or early stopping; returns the final summary."""
-        self._fit_t0 = time.perf_counter()
+        self._fit_t0 = self._last_checkpoint_t = time.perf_counter()
         if self.step == 0 and self.ctx.is_main:
             checkpoint.save_atomic(self.module.state_dict(), self.run_dir / MODEL_INIT)
         self.module.train()
@@ -421,10 +510,11 @@ class Trainer:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 if eval_every is None:
                     self.evaluate()
+                self.save_checkpoint()
             self._flush(bar)
             if self.last_eval_step != self.step:
                 self.evaluate()
-            self.save_checkpoint(bar)
+            self.save_checkpoint()
         return self.summary()
 
     def _train_epoch(self, bar: tqdm, eval_every: int | None) -> None:
@@ -454,10 +544,10 @@ class Trainer:
                 if eval_every is not None and self.step % int(eval_every) == 0:
                     self._flush(bar)
                     self.evaluate()
-                if self.step % int(self.t.checkpoint_every) == 0:
-                    self.save_checkpoint(bar)
-                if self._stop_requested():
-                    self.save_checkpoint(bar)
+                stop, due = self._step_flags()
+                if stop or due or self.step % int(self.t.checkpoint_every) == 0:
+                    self.save_checkpoint()
+                if stop:
                     self.signals.dispatch()
                 if self._done():
                     return

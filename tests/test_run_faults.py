@@ -1,0 +1,183 @@
+"""Fault injection: a real `python -m harness.run` process is SIGKILLed at step boundaries, in
+the middle of checkpoint writes, between the two renames of a checkpoint rotation and right
+after metrics were logged, then started again until it finishes. The result must be the
+uninterrupted run's: the same final metrics and weights (bit for bit, `trainer.deterministic`),
+one MLflow run, one value per metric and step, every param and artifact, no temporary file.
+
+The quick test kills three times; the slow one (`-m slow`) at least 20 times at random points.
+"""
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sweep_helpers as sh
+import torch
+from mlflow import MlflowClient
+
+from harness import layout
+from harness.run import checkpoint
+
+# Runs `python -m harness.run <args>` after arranging a SIGKILL of this process at the n-th
+# event of a kind: `step` (after an optimizer step), `write` (halfway through writing a
+# checkpoint), `rotate` (after the newest checkpoint became the previous one, before the new one
+# is written) or `log` (after a metrics request reached the store).
+KILLER = r"""
+import os, signal, sys
+
+kind, n = sys.argv[1], int(sys.argv[2])
+sys.argv = ["-m", *sys.argv[3:]]
+seen = [0]
+
+
+def event():
+    seen[0] += 1
+    if seen[0] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+if kind == "step":
+    from harness.run.train import Trainer
+
+    real_step = Trainer._optimizer_step
+
+    def optimizer_step(self):
+        real_step(self)
+        event()
+
+    Trainer._optimizer_step = optimizer_step
+elif kind == "write":
+    import torch
+
+    real_save = torch.save
+
+    def save(obj, handle, *args, **kwargs):
+        if isinstance(obj, dict) and "optimizer" in obj and seen[0] + 1 == n:
+            handle.write(b"torn checkpoint")
+            handle.flush()
+        if isinstance(obj, dict) and "optimizer" in obj:
+            event()
+        return real_save(obj, handle, *args, **kwargs)
+
+    torch.save = save
+elif kind == "rotate":
+    from harness.run import checkpoint
+
+    real_atomic = checkpoint.save_atomic
+
+    def save_atomic(obj, path):
+        if path.name == layout.CHECKPOINT:
+            event()
+        return real_atomic(obj, path)
+
+    checkpoint.save_atomic = save_atomic
+elif kind == "log":
+    from harness.run.tracking import TrackedRun
+
+    real_log = TrackedRun.log_metrics
+
+    def log_metrics(self, metrics, step):
+        real_log(self, metrics, step)
+        event()
+
+    TrackedRun.log_metrics = log_metrics
+import runpy
+
+runpy.run_module("harness.run", run_name="__main__", alter_sys=True)
+"""
+TIMING = ("perf/", "wall_time_s")  # differ between any two runs
+
+
+def _config(root: Path, cache: Path, steps: int) -> list[str]:
+    return [
+        *sh.tiny(root, steps=steps, cache=cache),
+        "trainer.max_epochs=1000",
+        "trainer.checkpoint_every=2",
+        "backbone.dropout=0.1",  # the RNG state matters
+    ]
+
+
+def _run(args: list[str], root: Path, kill: tuple[str, int] | None) -> int:
+    command = [sys.executable, "-m", "harness.run", *args]
+    if kill is not None:
+        command = [sys.executable, "-c", KILLER, kill[0], str(kill[1]), *args]
+    done = subprocess.run(command, cwd=root, env=sh.env(), capture_output=True, text=True)
+    assert done.returncode in (0, -9), done.stderr[-3000:]
+    return done.returncode
+
+
+def _only_run(root: Path):
+    (run,) = sh.runs(root)
+    return run
+
+
+def _histories(root: Path, run) -> dict[str, list[tuple[int, float]]]:
+    client = MlflowClient(tracking_uri=sh.store_uri(root))
+    return {
+        key: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+        for key in run.data.metrics
+        if not key.startswith(TIMING)
+    }
+
+
+def _survives(tmp_path: Path, steps: int, kills: list[tuple[str, int]]) -> int:
+    """Kill a run at each of `kills` in turn, rerun it to the end, compare with an uninterrupted
+    run; returns how many kills happened (a kill point past the end of the run does not)."""
+    cache, reference, faulty = tmp_path / "cache", tmp_path / "reference", tmp_path / "faulty"
+    reference.mkdir()
+    faulty.mkdir()
+    assert _run(_config(reference, cache, steps), reference, None) == 0
+    killed = 0
+    for kill in kills:
+        if _run(_config(faulty, cache, steps), faulty, kill) == 0:
+            break
+        killed += 1
+    else:
+        assert _run(_config(faulty, cache, steps), faulty, None) == 0
+
+    expected, got = _only_run(reference), _only_run(faulty)
+    assert got.info.status == "FINISHED"
+    final = {k: v for k, v in expected.data.metrics.items() if not k.startswith(TIMING)}
+    assert {k: got.data.metrics[k] for k in final} == final
+    histories, expected_histories = _histories(faulty, got), _histories(reference, expected)
+    for key, points in histories.items():
+        steps_logged = [step for step, _ in points]
+        assert len(steps_logged) == len(set(steps_logged)), f"{key}: a step logged twice"
+    assert histories == expected_histories
+
+    def normalized(params: dict[str, str], root: Path) -> dict[str, str]:
+        return {k: v.replace(str(root), "<root>") for k, v in params.items()}
+
+    assert normalized(got.data.params, faulty) == normalized(expected.data.params, reference)
+    client = MlflowClient(tracking_uri=sh.store_uri(faulty))
+    artifacts = {a.path for a in client.list_artifacts(got.info.run_id)}
+    assert {"config.yaml", "param_groups.json", "summary.json"} <= artifacts
+
+    digest = got.data.tags["config_hash"]
+    run_dir = faulty / "results" / "runs" / digest
+    weights = checkpoint.load(run_dir / layout.CHECKPOINT)["model"]
+    reference_dir = reference / "results" / "runs" / digest
+    for key, value in checkpoint.load(reference_dir / layout.CHECKPOINT)["model"].items():
+        assert torch.equal(weights[key], value), key
+    assert not list(run_dir.glob(".*.tmp"))
+    return killed
+
+
+def test_run_killed_at_a_step_mid_write_and_mid_rotation_ends_as_if_never_killed(tmp_path):
+    kills = [("step", 3), ("write", 2), ("rotate", 2)]
+    assert _survives(tmp_path, steps=10, kills=kills) == len(kills)
+
+
+@pytest.mark.slow
+def test_run_killed_twenty_times_at_random_points_ends_as_if_never_killed(tmp_path):
+    rng = random.Random(12)
+    ranges = {"step": (1, 7), "write": (1, 3), "rotate": (1, 3), "log": (1, 14)}
+    kills = []
+    for _ in range(24):
+        kind = rng.choice(sorted(ranges))
+        kills.append((kind, rng.randint(*ranges[kind])))
+    killed = _survives(tmp_path, steps=120, kills=kills)
+    print(f"kill points survived: {killed} of {len(kills)} planned")
+    assert killed >= 20
