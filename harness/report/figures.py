@@ -205,7 +205,14 @@ def load_layer(directory: Path, weights: str) -> SSMLayer:
     for path in (state_path, ckpt_path):
         if not path.is_file():
             raise UserError(f"run directory {directory} lacks {path.name}; pass --runs-dir")
-    model = models.build_model(**checkpoint.load(ckpt_path)["model_args"])
+    try:
+        model_args = checkpoint.load(ckpt_path)["model_args"]
+    except (checkpoint.Damaged, KeyError) as error:
+        raise UserError(
+            f"{ckpt_path} is damaged ({error}); pass --runs-dir with intact run folders, or rerun "
+            "the point with force=true"
+        ) from None
+    model = models.build_model(**model_args)
     model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
     return next(m for m in model.modules() if isinstance(m, SSMLayer))
 
