@@ -33,11 +33,6 @@ def plugin_config_dirs() -> list[Path]:
     return dirs
 
 
-def config_dirs() -> list[Path]:
-    """Where configs are looked up, in Hydra's order: `configs/`, then the plugins' directories."""
-    return [CONFIGS_DIR, *plugin_config_dirs()]
-
-
 # Files of a run directory.
 RUN_ID_FILE = "mlflow_run_id"  # the MLflow run id; written once the run is fully created
 PENDING_ID_FILE = "mlflow_run_id.pending"  # the id of a run still being created

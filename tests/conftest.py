@@ -8,6 +8,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from harness.layout import PROJECT_ROOT
+from harness.run import schema
+
+schema.register()
 
 
 @dataclass(frozen=True)

@@ -134,9 +134,9 @@ def test_dropout_is_active_in_training_only():
         assert torch.equal(layer.eval()(x), layer.eval()(x))
 
 
-def test_config_files_compose_to_the_registry_defaults():
-    """configs/model/<name>.yaml with its shared layer/ entry composes to the registry's defaults,
-    key for key and in the same order."""
+def test_model_configs_compose_to_the_registry_defaults():
+    """`model=<name>` (the schema's config, `harness.run.schema.model_node`) composes to the
+    registry's defaults, key for key and in the same order."""
     with initialize_config_dir(str(CONFIGS.parent), version_base="1.3"):
         for name in MODELS.names():
             composed = compose("config", overrides=[f"model={name}"]).model

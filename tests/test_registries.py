@@ -1,14 +1,11 @@
 """The one registry mechanism, and the rule that config file names equal registry keys."""
 
-from pathlib import Path
-
 import pytest
 
 import models
 import tasks
 from common import Registry, UserError
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from harness.run.preflight import group_options
 
 DESIGN_MODELS = {
     "s4_legs", "s4_fout", "s4_random", "s4d_legs", "s4d_inv", "s4d_lin", "s4d_random", "hope",
@@ -39,10 +36,11 @@ def test_a_name_registers_once():
     ("registry", "folder", "expected"),
     [(models.MODELS, "model", DESIGN_MODELS), (tasks.TASKS, "task", DESIGN_TASKS)],
 )
-def test_registry_names_equal_design_and_config_file_names(registry, folder, expected):
-    config_names = {path.stem for path in (CONFIGS / folder).glob("*.yaml")}
+def test_registry_names_equal_design_and_config_group_options(registry, folder, expected):
+    """`model=<name>` / `task=<name>` exist for exactly the registered names (the schema's
+    configs), besides the YAML recipes under the group (`task=quickstart/...`)."""
     assert set(registry.names()) == expected
-    assert config_names == expected
+    assert {name for name in group_options(folder) if "/" not in name} == expected
 
 
 class FakeEntryPoint:

@@ -11,7 +11,7 @@ from conftest import TINY, TINY_TASK
 from mlflow import MlflowClient
 
 from common import UserError
-from harness.run.command import check_names
+from harness.run import preflight
 
 
 def _cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -49,17 +49,44 @@ def test_unknown_task_and_model_names_are_answered_with_the_valid_names(tracking
     with pytest.raises(
         UserError, match=r"unknown model 'nosuch'; valid model names are: .*s4d_lin"
     ):
-        check_names(["-m", "model=s4d_lin,nosuch"])
-    check_names(["model=s4d_lin,hope", "task=copying", "model.layer.lr=0.1"])
+        preflight.check(["-m", "model=s4d_lin,nosuch"])
+    preflight.check(["model=s4d_lin,hope", "task=copying", "model.layer.lr=0.1"])
     assert _all_runs(tracking_env.uri) == []
 
 
-def test_override_of_a_missing_key_fails_clearly(tracking_env, tmp_path):
-    done = _cli([*TINY_TASK, "trainer.nosuch=1", *tracking_env.overrides], tmp_path)
-    assert done.returncode != 0
-    assert "Could not override 'trainer.nosuch'" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert not [r for r in _all_runs(tracking_env.uri) if r.info.status == "FINISHED"]
+MEANT = "did you mean trainer.max_epochs?"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.max_epoch=3"], f"unknown key trainer.max_epoch; {MEANT}"),
+        (["+trainer.max_epoch=3"], f"unknown key trainer.max_epoch; {MEANT}"),
+        (["model.layer.dstate=8"], "unknown key model.layer.dstate; did you mean model.layer."),
+        (["trainer.max_epochs=abc"], "trainer.max_epochs: 'abc' is not a valid int"),
+        (["trainer.batch_size=1.5"], "trainer.batch_size: '1.5' is not a valid int"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs: must be >= 1, got 0"),
+        (["optimizer.lr=-0.01"], "optimizer.lr: must be > 0, got -0.01"),
+        (["trainer.grad_accum=0"], "trainer.grad_accum: must be >= 1, got 0"),
+        (["trainer.precision=fp16"], "trainer.precision: 'fp16' is not one of fp32, tf32, bf16"),
+        (["scheduler=nosuch"], "unknown scheduler 'nosuch'; valid scheduler names are: "),
+        (["-m", "seed=0,1", "trainer.max_epochs=1,0"], "trainer.max_epochs: must be >= 1, got 0"),
+    ],
+)  # fmt: skip
+def test_a_bad_override_is_one_error_before_anything_runs(overrides, message, tracking_env):
+    with pytest.raises(UserError) as caught:
+        preflight.check([*TINY_TASK, *overrides, *tracking_env.overrides])
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert not tracking_env.results_dir.exists()  # no store, run directory or log folder
+
+
+def test_a_mistyped_key_on_the_command_line_exits_2_with_no_run(tracking_env, tmp_path):
+    done = _cli([*TINY_TASK, "trainer.max_epoch=3", *tracking_env.overrides], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: unknown key trainer.max_epoch; did you mean trainer.max_epochs?"
+    )
+    assert not tracking_env.runs_dir.exists() and _all_runs(tracking_env.uri) == []
 
 
 def test_missing_data_dir_fails_the_run_with_one_message(tracking_env, tmp_path):

@@ -74,7 +74,7 @@ def test_flatten_dotted_keys_json_values(make_cfg):
     flat = flatten(make_cfg("optimizer.betas=[0.9,0.98]"))
     assert flat["task.name"] == "copying"
     assert flat["model.layer.lr"] == "0.001"
-    assert flat["backbone.prenorm"] == "false"
+    assert flat["backbone.prenorm"] == "true"
     assert flat["trainer.max_steps"] == "null"
     assert json.loads(flat["optimizer.betas"]) == [0.9, 0.98]
     assert all(isinstance(v, str) for v in flat.values())

@@ -12,7 +12,7 @@ from torch import nn
 import models
 from common import UserError
 from harness import layout
-from harness.run import checkpoint, tracking
+from harness.run import checkpoint, metrics, tracking
 from harness.run.config import config_hash, flatten
 from harness.run.point import execute, point_state, run_dir
 from harness.run.train import NonFiniteLoss
@@ -104,8 +104,25 @@ def test_run_records_params_tags_metrics_artifacts_and_checkpoints(make_cfg, tra
     assert point_state(cfg) == "finished"
 
 
-def test_forced_nan_fails_the_run_with_its_step(make_cfg, tracking_env):
-    cfg = make_cfg("model=s4d_inv", "trainer.inject_nan_at_step=3", "trainer.log_every=4")
+def nan_loss_at_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Make the training loss non-finite at optimizer step `step` (one batch per step): the
+    `step`-th loss computed with gradients on is multiplied by NaN."""
+    batch_loss, calls = metrics.batch_loss, {"train": 0}
+
+    def patched(objective, output, y):
+        loss = batch_loss(objective, output, y)
+        if torch.is_grad_enabled():
+            calls["train"] += 1
+            if calls["train"] == step:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(metrics, "batch_loss", patched)
+
+
+def test_forced_nan_fails_the_run_with_its_step(make_cfg, tracking_env, monkeypatch):
+    nan_loss_at_step(monkeypatch, 3)
+    cfg = make_cfg("model=s4d_inv", "trainer.log_every=4")
     with pytest.raises(NonFiniteLoss, match="non-finite loss at step 3"):
         execute(cfg)
     (run,) = _runs(tracking_env.uri)
@@ -115,16 +132,12 @@ def test_forced_nan_fails_the_run_with_its_step(make_cfg, tracking_env):
 
 
 def test_nan_at_an_epoch_end_is_caught_before_the_evaluation_and_the_best_model(
-    make_cfg, tracking_env
+    make_cfg, tracking_env, monkeypatch
 ):
     """Step 4 ends epoch 0 inside an open log window: the NaN stops the run before the epoch's
     evaluation logs anything or writes model_best.pt, and before any checkpoint."""
-    cfg = make_cfg(
-        "model=s4d_lin",
-        "trainer.max_epochs=2",
-        "trainer.inject_nan_at_step=4",
-        "trainer.log_every=50",
-    )
+    nan_loss_at_step(monkeypatch, 4)
+    cfg = make_cfg("model=s4d_lin", "trainer.max_epochs=2", "trainer.log_every=50")
     with pytest.raises(NonFiniteLoss, match="non-finite loss at step 4"):
         execute(cfg)
     (run,) = _runs(tracking_env.uri)

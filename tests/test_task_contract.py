@@ -18,8 +18,6 @@ import tasks
 from harness.run.metrics import batch_loss
 from harness.run.point import model_args
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "task"
-
 # generated task -> small options
 SMALL = {
     "listops_gen": {"n_train": 8, "n_val": 4, "n_test": 4, "min_length": 5, "max_length": 40},
@@ -45,25 +43,14 @@ def build_small(name: str, tmp_path: Path) -> tasks.TaskData:
     return tasks.build(name, **options)
 
 
-def as_plain(value):
-    """Tuples as lists, recursively, so a tuple default equals its YAML list."""
-    if isinstance(value, list | tuple):
-        return [as_plain(v) for v in value]
-    return value
-
-
-def test_every_design_task_is_covered():
-    assert set(tasks.TASKS.names()) <= set(fx.WRITERS) | set(SMALL)
-
-
 @pytest.mark.parametrize("name", tasks.TASKS.names())
-def test_config_file_equals_the_task_options(name):
-    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{name}.yaml"))
-    assert config.pop("name") == name
-    options = tasks.task_options(name)
-    assert set(config) == set(options)
-    for key, default in options.items():
-        assert as_plain(config[key]) == as_plain(default), f"{name}.yaml: {key}"
+def test_task_configs_compose_to_the_task_signature(name, make_cfg):
+    """`task=<name>` (the schema's config, `harness.run.schema.task_node`) holds the name and
+    every option of the task's signature at its default."""
+    composed = OmegaConf.to_container(make_cfg(task=[f"task={name}"]).task)
+    assert composed.pop("name") == name
+    defaults = tasks.task_options(name)
+    assert composed == {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
 
 
 def check_info(info: tasks.TaskInfo, name: str) -> None:

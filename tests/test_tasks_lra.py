@@ -14,7 +14,6 @@ import lra_fixtures as fx
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 from scipy import stats
 from torch.utils.data import DataLoader, random_split
@@ -23,7 +22,6 @@ import tasks
 from common import UserError
 from tasks.vocab import LISTOPS_TOKENS, listops_tokens
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "task"
 # name -> (input kind, d_input, d_output, seq_len, dual, pool_start, x shape of one item)
 EXPECTED = {
     "listops": ("tokens", 17, 10, 2048, False, 0, (2048,)),
@@ -77,16 +75,6 @@ def test_task_builds_with_declared_shapes_dtypes_and_labels(name, tmp_path):
             assert int(x.min()) >= 0 and int(x.max()) < d_input
         else:
             assert torch.isfinite(x).all()
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_config_file_equals_task_defaults(name):
-    config = OmegaConf.to_container(OmegaConf.load(CONFIGS / f"{name}.yaml"))
-    assert config.pop("name") == name
-    defaults = {
-        k: list(v) if isinstance(v, tuple) else v for k, v in tasks.task_options(name).items()
-    }
-    assert config == defaults
 
 
 # --- ListOps -------------------------------------------------------------------------------

@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from harness.run import schema  # the models and tasks load only now, not for --help
+
+        schema.register()
         with initialize_config_dir(config_dir=str(PROJECT_ROOT / "configs"), version_base="1.3"):
             cfg = compose("config", overrides=args.overrides)
     except HydraException as error:

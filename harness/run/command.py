@@ -1,14 +1,13 @@
 """Entry point: `python -m harness.run task=<name> model=<name> [overrides]`; `-m` for a sweep.
 
-A user error (unknown name, missing data, bad option) prints `error: <message>` and exits with
-status 2; an override of a key that does not exist is answered by Hydra (status 1). A run that
-fails (non-finite loss) prints its reason and exits with status 1. In a sweep a failing point's
-error is reported, the remaining points still run, and Hydra exits non-zero at the end. A run
-stopped by a signal exits with 128 + the signal number after writing its checkpoint; starting the
-same command again resumes it.
+A user error (unknown name, missing data, bad option, a mistyped key or a wrong-typed value) prints
+`error: <message>` and exits with status 2, before anything runs (`harness.run.preflight`). A run
+that fails (non-finite loss) prints its reason and exits with status 1. In a sweep a failing
+point's error is reported, the remaining points still run, and Hydra exits non-zero at the end. A
+run stopped by a signal exits with 128 + the signal number after writing its checkpoint; starting
+the same command again resumes it.
 """
 
-import re
 import sys
 
 import hydra
@@ -18,30 +17,8 @@ from omegaconf import DictConfig
 
 from common import UserError
 from harness.cli import report_user_error
-from harness.layout import CONFIGS_DIR, config_dirs
-
-# Config groups whose option names are registry names (configs/<group>/<name>.yaml).
-NAMED_GROUPS = ("task", "model")
-_SIMPLE_CHOICE = re.compile(r"^(task|model)=([\w,]+)$")
-
-
-def check_names(argv: list[str]) -> None:
-    """Answer an unknown `task=` / `model=` choice (also in a comma sweep) before composing.
-
-    The valid names are the config files of the group in `configs/` and in installed plugins'
-    config directories (`harness.layout.config_dirs`).
-    """
-    for arg in argv:
-        match = _SIMPLE_CHOICE.match(arg)
-        if not match:
-            continue
-        group, values = match.groups()
-        valid = sorted({p.stem for d in config_dirs() for p in (d / group).glob("*.yaml")})
-        for value in values.split(","):
-            if value not in valid:
-                raise UserError(
-                    f"unknown {group} {value!r}; valid {group} names are: {', '.join(valid)}"
-                )
+from harness.layout import CONFIGS_DIR
+from harness.run import preflight
 
 
 def _in_sweep() -> bool:
@@ -59,7 +36,7 @@ def _stop(message: str, code: int, error: BaseException) -> None:
 @hydra.main(config_path=str(CONFIGS_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Run one point; returns the best validation score (accuracy, or loss for regression)."""
-    # Imported here so that a mistyped command is answered before torch and MLflow load.
+    # Imported here: the trainer and MLflow load only once the command line checked out.
     from harness.run.checkpoint import Preempted
     from harness.run.point import execute
     from harness.run.train import NonFiniteLoss
@@ -76,8 +53,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
+    """`python -m harness.run`: the command line checked against the schema, then Hydra."""
     try:
-        check_names(sys.argv[1:])
+        preflight.check(sys.argv[1:])
     except UserError as error:
         sys.exit(report_user_error(error))
     main()

@@ -24,6 +24,7 @@ from torch import nn
 
 import models
 from harness.layout import PROJECT_ROOT
+from harness.run import schema
 from harness.run.point import model_args
 from harness.run.train import build_optimizer
 from models.layer import TiedDropout
@@ -621,6 +622,7 @@ class Row:
 
 def build(recipe: str) -> Built:
     """Compose `experiment=<recipe> model=<its reference model>`, build its model and AdamW."""
+    schema.register()
     with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
         cfg = compose(
             "config", overrides=[f"experiment={recipe}", f"model={RECIPE_MODELS[recipe]}"]

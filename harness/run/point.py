@@ -57,7 +57,7 @@ from harness.layout import (
     RUN_ID_FILE,
     SUMMARY_FILE,
 )
-from harness.run import checkpoint, distributed, tracking
+from harness.run import checkpoint, distributed, schema, tracking
 from harness.run.config import config_hash, flatten, resolved
 from harness.run.distributed import DistContext
 from harness.run.metrics import trivial_metrics
@@ -550,6 +550,7 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan) -> dict[str, Any]:
 
 def execute(cfg: DictConfig) -> dict[str, Any]:
     """Run one point end to end (see the module docstring) and return its summary."""
+    schema.validate(cfg)  # ranges and choices, before any data or run (harness.run.schema)
     directory = run_dir(cfg)
     ctx = distributed.setup(str(cfg.trainer.device))
     try:

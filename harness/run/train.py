@@ -467,10 +467,6 @@ class Trainer:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
                 output = self.model(x)
             loss = metrics.batch_loss(self.objective, output, y)
-            if self.t.inject_nan_at_step is not None and self.step + 1 == int(
-                self.t.inject_nan_at_step
-            ):
-                loss = loss * float("nan")  # test hook: force a non-finite loss at this step
             (loss * scale).backward()
         self.step_loss = self.step_loss + loss.detach().float() * scale
         self.window_stats += metrics.batch_stats(self.objective, loss, output, y)
