@@ -7,6 +7,7 @@ traceback; anything else is a bug and keeps its traceback.
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import yaml
 
@@ -32,6 +33,17 @@ def exits_on_user_error(main: Callable[..., int]) -> Callable[..., int]:
             return report_user_error(error)
 
     return guarded
+
+
+def make_folder(folder: Path, what: str, fix: str) -> None:
+    """Create `folder` (and its parents) or raise `UserError`: `cannot create <what> <folder>
+    (<why>); <fix>` (an unwritable or read-only place, a file in the way)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"cannot create {what} {folder} ({error.strerror or error}); {fix}"
+        ) from None
 
 
 def parse_key_values(

@@ -167,55 +167,32 @@ def load_pathfinder(
     return TaskData(train=train, val=val, test=test, info=info)
 
 
-@TASKS.register("pathfinder")
-def pathfinder(
-    data_dir: str | None = None,
-    cache_dir: str | None = None,
-    resolution: int = 32,
-    difficulty: str = "curv_contour_length_14",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 42,
-    mean: tuple[float, ...] = (0.0,),
-    std: tuple[float, ...] = (1.0,),
-) -> TaskData:
-    """LRA Pathfinder (32 x 32, sequences of 1024 pixels) from the release's pathfinder32/."""
-    return load_pathfinder(
-        data_dir,
-        name="pathfinder",
-        resolution=resolution,
-        difficulty=difficulty,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        mean=mean,
-        std=std,
-        cache_dir=cache_dir,
-    )
+def _register_release(name: str, resolution: int, summary: str) -> None:
+    """Register task `name`: the release's images at `resolution` (the two LRA tasks differ in
+    that default alone), read by `load_pathfinder`."""
+
+    def recipe(
+        data_dir: str | None = None,
+        cache_dir: str | None = None,
+        resolution: int = resolution,
+        difficulty: str = "curv_contour_length_14",
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 42,
+        mean: tuple[float, ...] = (0.0,),
+        std: tuple[float, ...] = (1.0,),
+    ) -> TaskData:
+        options = {k: v for k, v in locals().items() if k != "name"}  # the arguments
+        return load_pathfinder(name=name, **options)
+
+    recipe.__name__ = recipe.__qualname__ = name
+    recipe.__doc__ = summary
+    TASKS.register(name)(recipe)
 
 
-@TASKS.register("pathx")
-def pathx(
-    data_dir: str | None = None,
-    cache_dir: str | None = None,
-    resolution: int = 128,
-    difficulty: str = "curv_contour_length_14",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 42,
-    mean: tuple[float, ...] = (0.0,),
-    std: tuple[float, ...] = (1.0,),
-) -> TaskData:
-    """LRA Path-X (128 x 128, sequences of 16384 pixels) from the release's pathfinder128/."""
-    return load_pathfinder(
-        data_dir,
-        name="pathx",
-        resolution=resolution,
-        difficulty=difficulty,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        mean=mean,
-        std=std,
-        cache_dir=cache_dir,
-    )
+_register_release(
+    "pathfinder", 32, "LRA Pathfinder (32 x 32, sequences of 1024 pixels) from pathfinder32/."
+)
+_register_release(
+    "pathx", 128, "LRA Path-X (128 x 128, sequences of 16384 pixels) from pathfinder128/."
+)

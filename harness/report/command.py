@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from common import UserError
-from harness.cli import exits_on_user_error, parse_key_values
+from harness.cli import exits_on_user_error, make_folder, parse_key_values
 from harness.layout import PROJECT_ROOT
 from harness.report.format import (
     DEFAULT_DIGITS,
@@ -161,17 +161,6 @@ def write_table(table: Table, out: Path, excluded: Table | None = None) -> list[
     return paths
 
 
-def _check_out(out: Path) -> None:
-    """`UserError` naming --out when the output folder cannot be created."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(
-            f"--out {out}: cannot create it ({error.strerror or error}); pass --out a writable "
-            "folder"
-        ) from None
-
-
 def run(args: argparse.Namespace) -> list[Path]:
     """Load, dedup, tabulate, write and print; returns the files written."""
     try:
@@ -185,7 +174,7 @@ def run(args: argparse.Namespace) -> list[Path]:
 
 
 def _run(args: argparse.Namespace) -> list[Path]:
-    _check_out(args.out)
+    make_folder(args.out, "--out", "pass --out a writable folder")
     if args.bench and not args.plots:
         raise UserError("--bench selects benchmark figures; add --plots to draw figures")
     pool = _keys(args.pool)

@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from common import UserError
-from harness.cli import report_user_error
+from harness.cli import make_folder, report_user_error
 from harness.run import tracking
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,11 @@ class PrepareTrackingStore(Callback):
 
     @staticmethod
     def _check_output_dir(output_dir: str) -> None:
-        folder = Path(output_dir).parent
+        fix = "set paths.results_dir (or paths.root) to a writable folder"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            message = (
-                f"cannot create the output folder {folder} ({error.strerror or error}); set "
-                "paths.results_dir (or paths.root) to a writable folder"
-            )
-            sys.exit(report_user_error(UserError(message)))
+            make_folder(Path(output_dir).parent, "the output folder", fix)
+        except UserError as error:
+            sys.exit(report_user_error(error))
 
     def _prepare(self, config: DictConfig) -> None:
         uri = tracking.resolve_uri(config.tracking.uri)

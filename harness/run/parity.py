@@ -203,51 +203,47 @@ def _s4_groups(base: float, lr_number: bool, embedding: bool, source: str) -> di
     }
 
 
-def _s4_recipe(file: str, lines: dict[str, int], values: dict[str, Any], groups: dict) -> dict:
-    """A recipe's rows: `values[setting]` read at `file:lines[setting]`, plus the shared ones."""
-    rows = {key: (value, f"{file}:{lines[key]}") for key, value in values.items()}
+S4_SETTINGS = (
+    "d_model",
+    "n_layers",
+    "prenorm",
+    "norm",
+    "dropout",
+    "d_state",
+    "state matrices trained (n_ssm)",
+    "bidirectional",
+    "dt range",
+    "optimizer lr",
+    "weight decay",
+    "warmup",
+    "schedule length",
+    "batch size",
+    "epochs",
+    "seed",
+)
+"""The settings a state-spaces/s4 recipe gives, in the order of `_s4_recipe`'s tuples."""
+
+
+def _s4_recipe(file: str, lines: tuple, values: tuple, groups: dict) -> dict:
+    """A recipe's rows: setting `S4_SETTINGS[i]` is `values[i]`, read at `file:lines[i]` (a line
+    of None: the recipe does not state it), plus the shared ones."""
+    rows = {
+        key: (value, f"{file}:{line}")
+        for key, line, value in zip(S4_SETTINGS, lines, values, strict=True)
+        if line is not None
+    }
     return {**_S4_STRUCTURE, **groups, **rows}
 
 
+# fmt: off
 REFERENCE: dict[str, dict[str, tuple[Any, str]]] = {
     "lra_listops": _s4_recipe(
         "lra/s4-listops.yaml",
-        {
-            "d_model": 10,
-            "n_layers": 9,
-            "prenorm": 11,
-            "norm": 12,
-            "dropout": 8,
-            "d_state": 14,
-            "state matrices trained (n_ssm)": 23,
-            "bidirectional": 22,
-            "dt range": 19,
-            "optimizer lr": 32,
-            "weight decay": 33,
-            "warmup": 37,
-            "schedule length": 36,
-            "batch size": 29,
-            "epochs": 40,
-            "seed": 43,
-        },
-        {
-            "d_model": 256,
-            "n_layers": 6,
-            "prenorm": False,
-            "norm": "batch",
-            "dropout": 0.0,
-            "d_state": 4,
-            "state matrices trained (n_ssm)": 1,
-            "bidirectional": True,
-            "dt range": [0.001, 0.1],
-            "optimizer lr": 0.01,
-            "weight decay": 0.05,
-            "warmup": 12000,
-            "schedule length": 120000,
-            "batch size": 32,
-            "epochs": 40,
-            "seed": 3333,
-        },
+        (10, 9, 11, 12, 8, 14, 23, 22, 19, 32, 33, 37, 36, 29, 40, 43),
+        (
+            256, 6, False, 'batch', 0.0, 4, 1, True,
+            [0.001, 0.1], 0.01, 0.05, 12000, 120000, 32, 40, 3333,
+        ),
         _s4_groups(0.01, False, True, "lra/s4-listops.yaml:15-18"),
     )
     | {
@@ -256,42 +252,11 @@ REFERENCE: dict[str, dict[str, tuple[Any, str]]] = {
     },
     "lra_text": _s4_recipe(
         "lra/s4-imdb.yaml",
-        {
-            "d_model": 13,
-            "n_layers": 12,
-            "prenorm": 14,
-            "norm": 15,
-            "dropout": 11,
-            "d_state": 17,
-            "state matrices trained (n_ssm)": 26,
-            "bidirectional": 25,
-            "dt range": 22,
-            "optimizer lr": 36,
-            "weight decay": 37,
-            "warmup": 41,
-            "schedule length": 40,
-            "batch size": 33,
-            "epochs": 44,
-            "seed": 47,
-        },
-        {
-            "d_model": 256,
-            "n_layers": 6,
-            "prenorm": True,
-            "norm": "batch",
-            "dropout": 0.0,
-            "d_state": 4,
-            "state matrices trained (n_ssm)": 1,
-            "bidirectional": True,
-            "dt range": [0.001, 0.1],
-            "optimizer lr": 0.01,
-            "weight decay": 0.05,
-            "warmup": 5000,
-            "schedule length": 50000,
-            "batch size": 16,
-            "epochs": 32,
-            "seed": 3333,
-        },
+        (13, 12, 14, 15, 11, 17, 26, 25, 22, 36, 37, 41, 40, 33, 44, 47),
+        (
+            256, 6, True, 'batch', 0.0, 4, 1, True,
+            [0.001, 0.1], 0.01, 0.05, 5000, 50000, 16, 32, 3333,
+        ),
         _s4_groups(0.01, False, True, "lra/s4-imdb.yaml:18-21"),
     )
     | {
@@ -301,42 +266,11 @@ REFERENCE: dict[str, dict[str, tuple[Any, str]]] = {
     },
     "lra_retrieval": _s4_recipe(
         "lra/s4-aan.yaml",
-        {
-            "d_model": 14,
-            "n_layers": 12,
-            "prenorm": 13,
-            "norm": 15,
-            "dropout": 11,
-            "d_state": 17,
-            "state matrices trained (n_ssm)": 26,
-            "bidirectional": 25,
-            "dt range": 22,
-            "optimizer lr": 32,
-            "weight decay": 33,
-            "warmup": 37,
-            "schedule length": 36,
-            "batch size": 29,
-            "epochs": 40,
-            "seed": 43,
-        },
-        {
-            "d_model": 256,
-            "n_layers": 6,
-            "prenorm": True,
-            "norm": "batch",
-            "dropout": 0.0,
-            "d_state": 4,
-            "state matrices trained (n_ssm)": 1,
-            "bidirectional": True,
-            "dt range": [0.001, 0.1],
-            "optimizer lr": 0.01,
-            "weight decay": 0.05,
-            "warmup": 5000,
-            "schedule length": 50000,
-            "batch size": 64,
-            "epochs": 20,
-            "seed": 3333,
-        },
+        (14, 12, 13, 15, 11, 17, 26, 25, 22, 32, 33, 37, 36, 29, 40, 43),
+        (
+            256, 6, True, 'batch', 0.0, 4, 1, True,
+            [0.001, 0.1], 0.01, 0.05, 5000, 50000, 64, 20, 3333,
+        ),
         _s4_groups(0.01, False, True, "lra/s4-aan.yaml:18-21"),
     )
     | {
@@ -345,83 +279,21 @@ REFERENCE: dict[str, dict[str, tuple[Any, str]]] = {
     },
     "lra_image": _s4_recipe(
         "lra/s4-cifar.yaml",
-        {
-            "d_model": 11,
-            "n_layers": 10,
-            "prenorm": 12,
-            "norm": 13,
-            "dropout": 8,
-            "d_state": 15,
-            "state matrices trained (n_ssm)": 21,
-            "bidirectional": 20,
-            "dt range": 17,
-            "optimizer lr": 30,
-            "weight decay": 31,
-            "warmup": 38,
-            "schedule length": 37,
-            "batch size": 27,
-            "epochs": 34,
-            "seed": 41,
-        },
-        {
-            "d_model": 512,
-            "n_layers": 6,
-            "prenorm": False,
-            "norm": "batch",
-            "dropout": 0.1,
-            "d_state": 64,
-            "state matrices trained (n_ssm)": 1,
-            "bidirectional": True,
-            "dt range": [0.001, 0.1],
-            "optimizer lr": 0.01,
-            "weight decay": 0.05,
-            "warmup": 18000,
-            "schedule length": 180000,
-            "batch size": 50,
-            "epochs": 200,
-            "seed": 2222,
-        },
+        (11, 10, 12, 13, 8, 15, 21, 20, 17, 30, 31, 38, 37, 27, 34, 41),
+        (
+            512, 6, False, 'batch', 0.1, 64, 1, True,
+            [0.001, 0.1], 0.01, 0.05, 18000, 180000, 50, 200, 2222,
+        ),
         _s4_groups(0.01, True, False, "lra/s4-cifar.yaml:16"),
     )
     | {"task": ("image", "lra/s4-cifar.yaml:3,24 (grayscale)")},
     "lra_pathfinder": _s4_recipe(
         "lra/s4-pathfinder.yaml",
-        {
-            "d_model": 15,
-            "n_layers": 13,
-            "prenorm": 14,
-            "norm": 16,
-            "dropout": 12,
-            "d_state": 18,
-            "state matrices trained (n_ssm)": 24,
-            "bidirectional": 23,
-            "dt range": 20,
-            "optimizer lr": 33,
-            "weight decay": 34,
-            "warmup": 9,
-            "schedule length": 8,
-            "batch size": 30,
-            "epochs": 37,
-            "seed": 40,
-        },
-        {
-            "d_model": 256,
-            "n_layers": 6,
-            "prenorm": True,
-            "norm": "batch",
-            "dropout": 0.0,
-            "d_state": 64,
-            "state matrices trained (n_ssm)": "per channel",
-            "bidirectional": True,
-            "dt range": [0.001, 0.1],
-            "optimizer lr": 0.004,
-            "weight decay": 0.05,
-            "warmup": 50000,
-            "schedule length": 500000,
-            "batch size": 64,
-            "epochs": 200,
-            "seed": 3333,
-        },
+        (15, 13, 14, 16, 12, 18, 24, 23, 20, 33, 34, 9, 8, 30, 37, 40),
+        (
+            256, 6, True, 'batch', 0.0, 64, 'per channel', True,
+            [0.001, 0.1], 0.004, 0.05, 50000, 500000, 64, 200, 3333,
+        ),
         _s4_groups(0.004, True, False, "lra/s4-pathfinder.yaml:19"),
     )
     | {
@@ -430,42 +302,11 @@ REFERENCE: dict[str, dict[str, tuple[Any, str]]] = {
     },
     "lra_pathx": _s4_recipe(
         "lra/s4-pathx.yaml",
-        {
-            "d_model": 15,
-            "n_layers": 13,
-            "prenorm": 14,
-            "norm": 16,
-            "dropout": 12,
-            "d_state": 18,
-            "state matrices trained (n_ssm)": 24,
-            "bidirectional": 23,
-            "dt range": 20,
-            "optimizer lr": 30,
-            "weight decay": 31,
-            "warmup": 9,
-            "schedule length": 8,
-            "batch size": 27,
-            "epochs": 34,
-            "seed": 37,
-        },
-        {
-            "d_model": 256,
-            "n_layers": 6,
-            "prenorm": True,
-            "norm": "batch",
-            "dropout": 0.0,
-            "d_state": 64,
-            "state matrices trained (n_ssm)": "per channel",
-            "bidirectional": True,
-            "dt range": [0.0001, 0.1],
-            "optimizer lr": 0.001,
-            "weight decay": 0.05,
-            "warmup": 50000,
-            "schedule length": 500000,
-            "batch size": 16,
-            "epochs": 50,
-            "seed": 3333,
-        },
+        (15, 13, 14, 16, 12, 18, 24, 23, 20, 30, 31, 9, 8, 27, 34, 37),
+        (
+            256, 6, True, 'batch', 0.0, 64, 'per channel', True,
+            [0.0001, 0.1], 0.001, 0.05, 50000, 500000, 16, 50, 3333,
+        ),
         _s4_groups(0.001, True, False, "lra/s4-pathx.yaml:19"),
     )
     | {
@@ -474,36 +315,11 @@ REFERENCE: dict[str, dict[str, tuple[Any, str]]] = {
     },
     "scifar": _s4_recipe(
         "configs/experiment/cifar/s4-cifar.yaml",
-        {
-            "n_layers": 10,
-            "d_model": 11,
-            "prenorm": 12,
-            "dropout": 8,
-            "bidirectional": 14,
-            "state matrices trained (n_ssm)": 16,
-            "optimizer lr": 22,
-            "weight decay": 23,
-            "warmup": 29,
-            "schedule length": 30,
-            "batch size": 19,
-            "epochs": 26,
-            "seed": 33,
-        },
-        {
-            "n_layers": 6,
-            "d_model": 512,
-            "prenorm": False,
-            "dropout": 0.1,
-            "bidirectional": True,
-            "state matrices trained (n_ssm)": 2,
-            "optimizer lr": 0.01,
-            "weight decay": 0.05,
-            "warmup": 900,
-            "schedule length": 180000,
-            "batch size": 50,
-            "epochs": 200,
-            "seed": 2222,
-        },
+        (11, 10, 12, None, 8, None, 16, 14, None, 22, 23, 29, 30, 19, 26, 33),
+        (
+            512, 6, False, None, 0.1, None, 2, True,
+            None, 0.01, 0.05, 900, 180000, 50, 200, 2222,
+        ),
         _s4_groups(0.01, False, False, "configs/model/layer/s4.yaml:26-29")
         | {"dt lr, wd": ((0.001, 0.0), "configs/model/layer/s4.yaml:27 (lr.dt 0.001)")},
     )
@@ -514,6 +330,7 @@ REFERENCE: dict[str, dict[str, tuple[Any, str]]] = {
         "dt range": ([0.001, 0.1], "configs/model/layer/s4.yaml:23-24"),
     },
 }
+# fmt: on
 
 _HOPE = "noisycifar_HOPE.py"
 _HOPE_KERNEL = "models/s4/HOPE_SSM.py"

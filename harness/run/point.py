@@ -43,6 +43,7 @@ import models
 import tasks
 from common import UserError
 from common.atomic import write_text_atomically
+from harness.cli import make_folder
 from harness.layout import (
     CONFIG_FILE,
     FORCE_DIR,
@@ -99,13 +100,8 @@ class Plan:
 
 
 def _make_run_dir(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(
-            f"cannot create the run directory {directory} ({error.strerror or error}); set "
-            "paths.results_dir (or paths.runs_dir) to a writable folder"
-        ) from None
+    fix = "set paths.results_dir (or paths.runs_dir) to a writable folder"
+    make_folder(directory, "the run directory", fix)
 
 
 @contextlib.contextmanager
