@@ -58,18 +58,25 @@ def env(**overrides: str) -> dict[str, str]:
     return values | overrides
 
 
-def harness_run(
-    args: list[str], root: Path, timeout: float, **environment: str
+def run_module(
+    module: str, args: list[str], root: Path, timeout: float, **environment: str
 ) -> subprocess.CompletedProcess:
-    """`python -m harness.run <args>` in `root` (`environment` added); output captured as text."""
+    """`python -m <module> <args>` in `root` (`environment` added); output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "harness.run", *args],
+        [sys.executable, "-m", module, *args],
         cwd=root,
         env=env(**environment),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def harness_run(
+    args: list[str], root: Path, timeout: float, **environment: str
+) -> subprocess.CompletedProcess:
+    """`python -m harness.run <args>` in `root` (`environment` added)."""
+    return run_module("harness.run", args, root, timeout, **environment)
 
 
 def harness_run_background(args: list[str], root: Path) -> subprocess.Popen:

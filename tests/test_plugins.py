@@ -13,11 +13,11 @@ import io
 import os
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+import sweep_helpers as sh
 
 from harness.layout import PROJECT_ROOT
 
@@ -54,18 +54,9 @@ def install(files: dict[str, str], site: Path) -> None:
 
 def ssm_bench(args: list[str], site: Path, cwd: Path) -> subprocess.CompletedProcess:
     """`ssm-bench <args>` (as `python -m harness.console`) with the plugin on the path."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["OMP_NUM_THREADS"] = "1"
-    env["SSM_BENCH_CACHE"] = str(cwd / "cache")  # generated data stays in the test's folder
-    return subprocess.run(
-        [sys.executable, "-m", "harness.console", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cache = str(cwd / "cache")  # generated data stays in the test's folder
+    return sh.run_module("harness.console", args, cwd, 600, PYTHONPATH=path, SSM_BENCH_CACHE=cache)
 
 
 @pytest.fixture(scope="module")
