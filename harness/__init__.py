@@ -11,5 +11,6 @@ The flow of one run, by subpackage (docs/DESIGN.md draws it):
   `harness.bench_data`).
 
 `harness.layout` (file names of run and sweep directories) and `harness.cli` (how a command answers
-a user error, KEY=VALUE options) are shared by all four and import nothing heavy.
+a user error, KEY=VALUE options, creating a folder) are shared by all four and import nothing
+heavy; `harness.console` is the `ssm-bench` command that dispatches to them.
 """

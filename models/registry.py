@@ -1,8 +1,8 @@
 """The model registry: one typed spec per name (kernel kind, initialization, layer defaults).
 
-`build_layer(name, d_model, d_state=64, **overrides)` validates the overrides against the name's
-options and builds an `SSMLayer`; `layer_defaults(name)` is what `configs/model/<name>.yaml`
-composes to under `layer:`. Defaults follow the reference code and configs (state-spaces/s4
+`build_layer(name, d_model, d_state=None, **overrides)` validates the overrides against the name's
+options and builds an `SSMLayer`; `layer_defaults(name)` is what `model=<name>` composes to under
+`layer:` (the config schema, `harness.run.schema`, stores each spec's options). Defaults follow the reference code and configs (state-spaces/s4
 configs/model/layer/s4.yaml, src/models/sequence/; AnnanYu/HOPE-SSM models/s4/HOPE_SSM.py):
 d_state 64, dt in [0.001, 0.1] (HOPE: [0.0001, 0.1]), SSM learning rate 0.001 with weight decay 0,
 dt at that lr and C at the optimizer's (the reference's `lr: {dt, A, B}` default), the LegS B

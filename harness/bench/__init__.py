@@ -6,4 +6,5 @@
 - `floor`: the FFT-convolution floor (an SSM layer whose kernel is free).
 - `curve`: `python -m harness.bench_curve`, bf16 against fp32 speed and loss curve.
 - `data`: `python -m harness.bench_data`, data-loader throughput of a task.
+- `sweep`: `python -m harness.bench.sweep`, a local-launcher sweep against in-process runs.
 """

@@ -4,7 +4,8 @@
 - `load`: runs and metric histories into typed pandas frames.
 - `stats`: means, spreads and tests over seeds.
 - `tables`: leaderboard, ablation and excluded-runs tables.
-- `format`: their Markdown, LaTeX, CSV and terminal renderings.
+- `pool`: which runs a cell may pool (the same experiment but for the seed).
+- `format`: their Markdown, LaTeX, CSV and terminal renderings; `html`: the static page.
 - `published`: the papers' numbers (`results/published_results.csv`).
 - `figures`: gathers each figure's data; `plots` draws it with seaborn.
 
