@@ -2,13 +2,13 @@
 
 `build_layer(name, d_model, d_state=None, **overrides)` validates the overrides against the name's
 options and builds an `SSMLayer`; `layer_defaults(name)` is what `model=<name>` composes to under
-`layer:` (the config schema, `harness.run.schema`, stores each spec's options). Defaults follow the reference code and configs (state-spaces/s4
-configs/model/layer/s4.yaml, src/models/sequence/; AnnanYu/HOPE-SSM models/s4/HOPE_SSM.py):
-d_state 64, dt in [0.001, 0.1] (HOPE: [0.0001, 0.1]), SSM learning rate 0.001 with weight decay 0,
-dt at that lr and C at the optimizer's (the reference's `lr: {dt, A, B}` default), the LegS B
-clipped at 2.0, C drawn before C tilde, a dropout before and one after the activation (HOPE:
-after only). Each of these is an option a user can ablate; `docs/parity.md` lists what the
-published recipes set.
+`layer:` (the config schema, `harness.run.schema`, stores each spec's options). Defaults follow the
+reference code and configs (state-spaces/s4 configs/model/layer/s4.yaml, src/models/sequence/;
+AnnanYu/HOPE-SSM models/s4/HOPE_SSM.py): d_state 64, dt in [0.001, 0.1] (HOPE: [0.0001, 0.1]), SSM
+learning rate 0.001 with weight decay 0, dt at that lr and C at the optimizer's (the reference's
+`lr: {dt, A, B}` default), the LegS B clipped at 2.0, C drawn before C tilde, a dropout before and
+one after the activation (HOPE: after only). Each of these is an option a user can ablate;
+`docs/parity.md` lists what the published recipes set.
 """
 
 import types
@@ -281,14 +281,9 @@ def build_layer(
     )
 
 
-def _build_kernel(
-    spec: ModelSpec, opts: LayerOptions, H: int, l_max: int | None
-) -> torch.nn.Module:
-    """The kernel module; S4 and S4D draw S = n_ssm (default H) copies of (Lambda, B)."""
-    if callable(spec.kernel):
-        return spec.kernel(opts, H)
-    N, channels = opts.d_state, 2 if opts.bidirectional else 1
-    training = SSMTraining(
+def _training(opts: LayerOptions) -> SSMTraining:
+    """How the kernel's SSM parameters train (timescales, learning rates, the frozen switch)."""
+    return SSMTraining(
         dt_min=opts.dt_min,
         dt_max=opts.dt_max,
         dt_transform=opts.dt_transform,
@@ -297,25 +292,50 @@ def _build_kernel(
         lr_C=opts.lr_C,
         freeze_A=opts.freeze_A,
     )
-    S = opts.n_ssm or H
-    if spec.kernel == "dplr":
-        if spec.init == "random":
-            d = hippo.diagonalize_nplr(*hippo.random_nplr(N), b_clip=opts.b_clip)
-        else:
-            d = hippo.dplr(spec.init, N, opts.b_clip)
-        Lambda, P, B = (
-            np.broadcast_to(x[..., None, :], (*x.shape[:-1], S, N // 2)).copy()
-            for x in (d.Lambda, d.P, d.B)
-        )  # one system copied to every trained copy
-        return DPLRKernel(Lambda, P, B, H, channels, training, opts.c_init, l_max)
-    if spec.kernel == "diagonal":
-        extra = {key: getattr(opts, key) for key in ("b_clip", "b_init") if hasattr(opts, key)}
-        Lambda, B = hippo.diagonal_init(spec.init, N, S, **extra)
-        return DiagonalKernel(Lambda, B, H, channels, training, disc=opts.disc)
+
+
+def _dplr_kernel(init: str, opts: DPLROptions, H: int, l_max: int | None) -> DPLRKernel:
+    """S4: S = n_ssm (default H) copies of one DPLR system (Lambda, P, B) of the HiPPO measure
+    `init` (or a random normal-plus-low-rank one), each copy trained on its own."""
+    N, S = opts.d_state, opts.n_ssm or H
+    if init == "random":
+        d = hippo.diagonalize_nplr(*hippo.random_nplr(N), b_clip=opts.b_clip)
+    else:
+        d = hippo.dplr(init, N, opts.b_clip)
+    Lambda, P, B = (
+        np.broadcast_to(x[..., None, :], (*x.shape[:-1], S, N // 2)).copy()
+        for x in (d.Lambda, d.P, d.B)
+    )  # one system copied to every trained copy
+    channels = 2 if opts.bidirectional else 1
+    return DPLRKernel(Lambda, P, B, H, channels, _training(opts), opts.c_init, l_max)
+
+
+def _diagonal_kernel(init: str, opts: DiagonalOptions, H: int, l_max: int | None) -> DiagonalKernel:
+    """S4D: S = n_ssm (default H) diagonal systems (Lambda, B) of the init rule `init`."""
+    extra = {key: getattr(opts, key) for key in ("b_clip", "b_init") if hasattr(opts, key)}
+    Lambda, B = hippo.diagonal_init(init, opts.d_state, opts.n_ssm or H, **extra)
+    channels = 2 if opts.bidirectional else 1
+    return DiagonalKernel(Lambda, B, H, channels, _training(opts), disc=opts.disc)
+
+
+def _hope_kernel(init: str, opts: HopeOptions, H: int, l_max: int | None) -> HopeKernel:
+    """HOPE: Markov parameters per channel (two sets when bidirectional) from the rule `init`."""
     sets = 2 if opts.bidirectional else 1
-    return HopeKernel(
-        _markov_init(spec.init, opts, sets, H), opts.mode, opts.bidirectional, training
-    )
+    h = _markov_init(init, opts, sets, H)
+    return HopeKernel(h, opts.mode, opts.bidirectional, _training(opts))
+
+
+KERNEL_BUILDERS = {"dplr": _dplr_kernel, "diagonal": _diagonal_kernel, "hope": _hope_kernel}
+"""The builder of each built-in kernel kind: (init, options, H, l_max) -> the kernel module."""
+
+
+def _build_kernel(
+    spec: ModelSpec, opts: LayerOptions, H: int, l_max: int | None
+) -> torch.nn.Module:
+    """The kernel module of `spec`: its kind's builder, or a plugin's own `KernelBuilder`."""
+    if callable(spec.kernel):
+        return spec.kernel(opts, H)
+    return KERNEL_BUILDERS[spec.kernel](spec.init, opts, H, l_max)
 
 
 def _markov_init(init: str, opts: LayerOptions, sets: int, H: int) -> np.ndarray:
