@@ -69,6 +69,7 @@ MEANT = "did you mean trainer.max_epochs?"
         (["optimizer.lr=-0.01"], "optimizer.lr: must be > 0, got -0.01"),
         (["trainer.grad_accum=0"], "trainer.grad_accum: must be >= 1, got 0"),
         (["trainer.precision=fp16"], "trainer.precision: 'fp16' is not one of fp32, tf32, bf16"),
+        (["trainer.compile=maybe"], "trainer.compile: 'maybe' is not a valid boolean"),
         (["scheduler=nosuch"], "unknown scheduler 'nosuch'; valid scheduler names are: "),
         (["-m", "seed=0,1", "trainer.max_epochs=1,0"], "trainer.max_epochs: must be >= 1, got 0"),
     ],

@@ -62,7 +62,7 @@ from harness.run import checkpoint, distributed, schema, tracking
 from harness.run.config import config_hash, flatten, resolved
 from harness.run.distributed import DistContext
 from harness.run.metrics import trivial_metrics
-from harness.run.train import NonFiniteLoss, Trainer
+from harness.run.train import NonFiniteLoss, RunInputs, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -506,9 +506,10 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan) -> dict[str, Any]:
             n_params = sum(p.numel() for p in model.parameters())
             extra = {"mlflow_run_id": None, "config": resolved(cfg), "model_args": args}
             splits = (data.train, data.val, data.test)
-            trainer = Trainer(
+            inputs = RunInputs(
                 model, splits, data.info.objective, cfg, ctx, workdir, log_fn, signals, extra
             )
+            trainer = Trainer(inputs)
             if ctx.is_main:
                 params, artifacts = _records(cfg, trainer, n_params)
                 if run is None:

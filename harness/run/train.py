@@ -28,6 +28,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -155,33 +156,34 @@ def _progress_enabled(setting: str | bool) -> bool:
     return bool(setting)
 
 
+@dataclass
+class RunInputs:
+    """What a `Trainer` is given: the built model, the task's (train, val, test) datasets and
+    objective, the validated config, the process's place in the data-parallel group, the run
+    directory (checkpoints), where metrics go (rank 0: the MLflow run), the stop-signal handler,
+    and what every checkpoint carries besides the training state (run id, config, model args)."""
+
+    model: nn.Module
+    splits: tuple[Dataset, Dataset, Dataset]
+    objective: str
+    cfg: DictConfig
+    ctx: DistContext
+    run_dir: Path
+    log_fn: LogFn
+    signals: checkpoint.StopSignals
+    checkpoint_extra: dict[str, Any]
+
+
 class Trainer:
     """Trains one model on one task; rank 0 logs through `log_fn` and writes checkpoints."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        splits: tuple[Dataset, Dataset, Dataset],
-        objective: str,
-        cfg: DictConfig,
-        ctx: DistContext,
-        run_dir: Path,
-        log_fn: LogFn,
-        signals: checkpoint.StopSignals,
-        checkpoint_extra: dict[str, Any],
-    ):
-        self.t = cfg.trainer
-        if self.t.precision not in precision.PRECISIONS:
-            raise UserError(
-                f"trainer.precision={self.t.precision!r} is not one of "
-                f"{', '.join(precision.PRECISIONS)}"
-            )
-        if not isinstance(self.t.compile, bool):
-            raise UserError(f"trainer.compile={self.t.compile!r} must be true or false")
+    def __init__(self, inputs: RunInputs):
+        cfg, model, splits, ctx = inputs.cfg, inputs.model, inputs.splits, inputs.ctx
+        self.t = cfg.trainer  # validated by harness.run.schema (precision, ranges, types)
         precision.set_tf32(self.t.precision)
-        self.cfg, self.ctx, self.objective = cfg, ctx, objective
-        self.run_dir, self.log_fn, self.signals = run_dir, log_fn, signals
-        self.checkpoint_extra = checkpoint_extra
+        self.cfg, self.ctx, self.objective = cfg, ctx, inputs.objective
+        self.run_dir, self.log_fn, self.signals = inputs.run_dir, inputs.log_fn, inputs.signals
+        self.checkpoint_extra = inputs.checkpoint_extra
         self.module = model.to(ctx.device)
         self.wrapped = distributed.wrap(self.module, ctx)  # DDP, or the module itself
         # training steps run through torch.compile when asked; evaluation runs the plain module
@@ -202,12 +204,12 @@ class Trainer:
         self.batches_per_epoch = math.ceil(len(self.train_sampler) / self.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.accum)
         self.planned_steps = self._planned_steps()
-        mode = "max" if objective == "classification" else "min"
+        mode = "max" if self.objective == "classification" else "min"
         self.schedule = Schedule(
             self.optimizer, cfg.scheduler, self.planned_steps, mode, self.steps_per_epoch
         )
         # The validation score that picks the best evaluation: accuracy up, or loss down.
-        self.monitor = "val/acc" if objective == "classification" else "val/loss"
+        self.monitor = "val/acc" if self.objective == "classification" else "val/loss"
         self.autocast = self.t.precision == "bf16" and ctx.device.type == "cuda"
         if self.t.precision == "bf16" and not self.autocast:
             log.warning("trainer.precision=bf16 needs CUDA; training in fp32 on %s", ctx.device)
