@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 quickstart: install
 	$(PY) -m harness.run -m experiment=quickstart
 	$(PY) -m harness.report --plots
+	@echo "note: the quickstart's budget (4 epochs, 1 seed) is a smoke test of the pipeline, not a result; results: results/studies/ (python -m harness.study <name>)"
 
 # A one-node SLURM cluster on this machine (Debian packages, daemons on loopback); idempotent.
 slurm:

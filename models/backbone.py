@@ -10,6 +10,11 @@ Follows the isotropic backbone that state-spaces/s4 trains on LRA (`SequenceMode
     u = final_norm(u)          (prenorm only; a post-norm stack already ends on a norm)
     logits = Linear(H, d_output)(pool(u))            # (B, d_output) or (B, L', d_output)
 
+With `linear` (the fully linear model of state-spaces/s4 `experiment/synthetic/s4-delay`: layer
+`linear: true`, `norm: null`, `residual: null`) each block is the bare SSM layer, u = k * u + D u
+(no norm, residual, activation, dropout or GLU), so encoder, stack and readout are one linear
+map; with `pooling: none` the readout is per step.
+
 The residual stream is channels first, (B, H, L), as the reference's `transposed=True` stack:
 the layers' FFT runs along the contiguous last axis and the stream is transposed once after the
 encoder and once (as a view) before pooling. `norm: batch` is BatchNorm1d over the channel axis
@@ -48,7 +53,8 @@ class BackboneConfig:
     `layer`. encoder: `linear` (real inputs) | `embedding` (tokens). pooling: `mean` | `last` |
     `none`. pool_start: steps before it are ignored by the decoder. dual: two-tower Retrieval head.
     pad_id: token id excluded from pooling, or None. l_max: the task's sequence length (S4 kernels
-    tie C tilde to it), or None. layer: overrides for `build_layer`.
+    tie C tilde to it), or None. linear: blocks are bare linear SSM layers (module docstring;
+    needs dropout 0 and the layer's activation `identity`). layer: overrides for `build_layer`.
     """
 
     d_model: int = 128
@@ -63,6 +69,7 @@ class BackboneConfig:
     dual: bool = False
     pad_id: int | None = None
     l_max: int | None = None
+    linear: bool = False
     layer: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -84,7 +91,7 @@ class BackboneConfig:
             _check_int("pad_id", self.pad_id, minimum=0)
         if self.l_max is not None:
             _check_int("l_max", self.l_max, minimum=1)
-        for key in ("prenorm", "dual", "tie_dropout"):
+        for key in ("prenorm", "dual", "tie_dropout", "linear"):
             if not isinstance(getattr(self, key), bool):
                 raise UserError(f"model option {key}={getattr(self, key)!r} must be true or false")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float):
@@ -145,6 +152,17 @@ class ResidualBlock(nn.Module):
         return y if self.prenorm else self.norm(y)
 
 
+class LinearBlock(nn.Module):
+    """A block of the fully linear stack: the bare layer, (B, H, L) -> (B, H, L)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+
 class SequenceClassifier(nn.Module):
     """Encoder, residual stack of SSM layers, pooling decoder; see the module docstring.
 
@@ -162,17 +180,24 @@ class SequenceClassifier(nn.Module):
             if layer_options.get(key) is None:
                 layer_options[key] = getattr(config, key)
         self.encoder = Encoder(config.encoder, d_input, h)
+        layers = [
+            build_layer(name, h, l_max=config.l_max, linear=config.linear, **layer_options)
+            for _ in range(config.n_layers)
+        ]
         self.blocks = nn.ModuleList(
-            ResidualBlock(
-                build_layer(name, h, l_max=config.l_max, **layer_options),
+            LinearBlock(layer)
+            if config.linear
+            else ResidualBlock(
+                layer,
                 ChannelNorm(config.norm, h),
                 config.dropout,
                 config.prenorm,
                 config.tie_dropout,
             )
-            for _ in range(config.n_layers)
+            for layer in layers
         )
-        self.final_norm = ChannelNorm(config.norm, h) if config.prenorm else nn.Identity()
+        with_norm = config.prenorm and not config.linear
+        self.final_norm = ChannelNorm(config.norm, h) if with_norm else nn.Identity()
         if config.dual:
             self.head = RetrievalHead(h, d_output)
         else:

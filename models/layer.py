@@ -6,7 +6,8 @@ As the S4 reference block (state-spaces/s4 `FFTConv` + `S4Block`), per channel h
 
 drop_1 elementwise (FFTConv's own dropout; `conv_dropout`, off in HOPE's layer), drop_2 after
 the activation (S4Block's), with one mask per (batch, channel) over all steps when tied
-(`tie_dropout`: the reference's `DropoutNd`), both at the layer's rate.
+(`tie_dropout`: the reference's `DropoutNd`), both at the layer's rate. A `linear` layer is the
+bare SSM, out = k * u + D u (the reference's `linear: true`: no activation, dropout or GLU).
 
 where `*` is a linear convolution zero-padded to 2L (causal), or for a bidirectional layer the
 sum of a causal kernel k0 and a second kernel k1 run on the reversed sequence and shifted by one
@@ -116,10 +117,19 @@ class SSMLayer(nn.Module):
         *,
         tie_dropout: bool,
         conv_dropout: bool,
+        linear: bool,
     ):
         """dropout: the rate of both dropouts; tie_dropout: tie the one after the activation;
-        conv_dropout: also drop the convolution output before the activation (elementwise)."""
+        conv_dropout: also drop the convolution output before the activation (elementwise);
+        linear: the bare SSM y = k * u + D u (no GLU projection; needs activation `identity`
+        and dropout 0, the reference's `linear: true` of its delay experiment)."""
         super().__init__()
+        if linear and (activation != "identity" or dropout):
+            raise UserError(
+                "a linear layer (backbone.linear=true) has no activation and no dropout, got "
+                f"activation={activation!r}, dropout={dropout}; set "
+                "model.layer.activation=identity and backbone.dropout=0"
+            )
         self.ssm = ssm
         self.d_model = d_model
         self.bidirectional = bidirectional
@@ -127,7 +137,7 @@ class SSMLayer(nn.Module):
         self.conv_dropout = nn.Dropout(dropout) if conv_dropout else nn.Identity()
         self.activation = ACTIVATIONS[activation]()
         self.dropout = make_dropout(dropout, tie_dropout)
-        self.output_linear = ChannelGLU(d_model)
+        self.output_linear = nn.Identity() if linear else ChannelGLU(d_model)
         self._recurrence: Recurrence | None = None
 
     def forward(self, x: Tensor) -> Tensor:

@@ -249,14 +249,20 @@ def resolve_options(name: str, **overrides) -> tuple[ModelSpec, LayerOptions]:
 
 
 def build_layer(
-    name: str, d_model: int, d_state: int | None = None, l_max: int | None = None, **overrides
+    name: str,
+    d_model: int,
+    d_state: int | None = None,
+    l_max: int | None = None,
+    linear: bool = False,
+    **overrides,
 ) -> SSMLayer:
     """One SSM layer of model `name`, input and output (B, d_model, L).
 
     d_state defaults to the name's default (64 for every registered name); `overrides` are the
     layer options of `LayerOptions` and the name's kernel-specific ones (`disc`, `mode`, ...).
     l_max: the longest sequence the layer will see (the task's length), to which an S4 kernel
-    ties its C tilde (see `models.kernels.dplr`); None: the first call's length.
+    ties its C tilde (see `models.kernels.dplr`); None: the first call's length. linear: the
+    bare SSM without the GLU projection (`SSMLayer`; the backbone's `linear` option).
     """
     if d_state is not None:
         overrides["d_state"] = d_state
@@ -278,6 +284,7 @@ def build_layer(
         opts.activation,
         tie_dropout=bool(opts.tie_dropout),
         conv_dropout=opts.conv_dropout,
+        linear=linear,
     )
 
 

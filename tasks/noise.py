@@ -9,7 +9,8 @@ over the appended part, so the label must be carried across the whole noise span
 The noise is not normalized (as in the reference). Unlike the reference, which draws fresh noise
 every time an item is read, the noise here is a deterministic function of (seed, split, index):
 val and test are fixed sets, and runs with the same seed see the same data. placement "before"
-puts the noise first (a distractor prefix) and pools over the data part instead.
+puts the noise first (a distractor prefix) and pools over the data part instead. noise_len 0 is
+the unpadded task, pooled over all its steps (the HOPE experiment's no-noise reference point).
 
 Public API:
     PLACEMENTS
@@ -32,9 +33,9 @@ SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
 
 
 def _check(noise_len: int, placement: str) -> None:
-    """`UserError` naming the config key for a non-positive length or an unknown placement."""
-    if noise_len < 1:
-        raise UserError(f"task.noise_len={noise_len} must be a positive number of steps")
+    """`UserError` naming the config key for a negative length or an unknown placement."""
+    if noise_len < 0:
+        raise UserError(f"task.noise_len={noise_len} must be a number of steps >= 0")
     if placement not in PLACEMENTS:
         raise UserError(f"task.placement={placement!r} is not one of {list(PLACEMENTS)}")
 
@@ -71,7 +72,8 @@ def padded_info(info: TaskInfo, noise_len: int, placement: str, name: str) -> Ta
     """`info` of the padded task: longer sequence, mean pooling over the noise ("after") part.
 
     "after": pool_start = info.seq_len (pool over the noise only, as the HOPE experiment);
-    "before": pool_start = noise_len (pool over the data that follows the noise).
+    "before": pool_start = noise_len (pool over the data that follows the noise); noise_len 0:
+    pool_start = 0 (no noise: pool over the data).
     """
     _check(noise_len, placement)
     if info.input_kind != "real":
@@ -81,7 +83,7 @@ def padded_info(info: TaskInfo, noise_len: int, placement: str, name: str) -> Ta
         name=name,
         seq_len=info.seq_len + noise_len,
         pooling="mean",
-        pool_start=info.seq_len if placement == "after" else noise_len,
+        pool_start=info.seq_len if placement == "after" and noise_len else noise_len,
     )
 
 

@@ -252,16 +252,51 @@ def test_layers_and_layer_options(layer_calls):
     model = build_model("stub", 3, 2, d_model=8, n_layers=3, dropout=0.25, layer={"lr": 1e-3})
     assert [type(layer) for layer in model.layers] == [PerStep] * 3
     assert all(call[:2] == ("stub", 8) for call in layer_calls)
-    inherited = {"l_max": None, "tie_dropout": False}
+    inherited = {"l_max": None, "tie_dropout": False, "linear": False}
     assert layer_calls[0][2] == {"dropout": 0.25, "lr": 1e-3, **inherited}
     build_model("stub", 3, 2, dropout=0.25, layer={"dropout": 0.0})
     assert layer_calls[-1][2] == {"dropout": 0.0, **inherited}
     build_model("stub", 3, 2, dropout=0.25, layer={"dropout": None})  # as the model configs say
     assert layer_calls[-1][2] == {"dropout": 0.25, **inherited}
     build_model("stub", 3, 2, tie_dropout=True, l_max=40, layer={"tie_dropout": None})
-    assert layer_calls[-1][2] == {"dropout": 0.0, "tie_dropout": True, "l_max": 40}
+    assert layer_calls[-1][2] == {**inherited, "dropout": 0.0, "tie_dropout": True, "l_max": 40}
     build_model("stub", 3, 2, tie_dropout=True, layer={"tie_dropout": False})
     assert layer_calls[-1][2]["tie_dropout"] is False
+
+
+def test_linear_model_is_encoder_convolution_and_per_step_readout():
+    """backbone linear=true (HTTYH's delay model): out_t = W_o (sum_{s<=t} k[t-s] u_s + D u_t)
+    + b_o with u = W_e x + b_e, computed here by brute force over steps from the layer's own
+    kernel; no norm, residual, activation or GLU parameters exist."""
+    torch.manual_seed(0)
+    B, L, H = 2, 10, 3
+    options = {"d_model": H, "n_layers": 1, "pooling": "none", "linear": True}
+    model = build_model("s4d_lin", 1, 1, layer={"activation": "identity", "d_state": 8}, **options)
+    names = [n for n, _ in model.named_parameters()]
+    assert not [n for n in names if "norm" in n or "output_linear" in n]
+    x = torch.randn(B, L, 1)
+    layer = model.layers[0]
+    with torch.no_grad():
+        u = model.encoder(x)  # (B, L, H)
+        k = layer.kernel(L)[0]  # (H, L)
+        y = torch.stack(
+            [
+                sum(k[:, t - s] * u[:, s] for s in range(t + 1)) + layer.D * u[:, t]
+                for t in range(L)
+            ],
+            dim=1,
+        )  # (B, L, H)
+        expected = model.head(y)  # (B, L, 1)
+        torch.testing.assert_close(model(x), expected)
+
+
+def test_linear_model_refuses_an_activation_or_dropout():
+    with pytest.raises(UserError, match=r"model\.layer\.activation=identity"):
+        build_model("s4d_lin", 1, 1, d_model=2, linear=True)
+    with pytest.raises(UserError, match="dropout"):
+        build_model(
+            "s4d_lin", 1, 1, d_model=2, linear=True, dropout=0.1, layer={"activation": "identity"}
+        )
 
 
 def test_tied_residual_dropout_masks_whole_channels():

@@ -321,6 +321,15 @@ def test_digits_noise_placement_before_pools_over_the_image():
     assert torch.equal(data.val[0][0][50:], plain.val[0][0][:1024])
 
 
+def test_digits_noise_of_length_zero_is_the_plain_task_pooled_over_the_image():
+    data = tasks.build("digits_noise", noise_len=0, image_size=8)
+    padded = tasks.build("digits_noise", noise_len=5, image_size=8)
+    assert (data.info.pool_start, data.info.seq_len, data.info.pooling) == (0, 64, "mean")
+    assert torch.equal(data.test[2][0], padded.test[2][0][:64])
+    with pytest.raises(UserError, match=r"task.noise_len=-1"):
+        tasks.build("digits_noise", noise_len=-1)
+
+
 def test_digits_upscale_repeats_pixels_into_blocks():
     images = load_digits().images[:3]  # (3, 8, 8)
     for factor in (1, 2, 3, 5):

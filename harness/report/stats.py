@@ -37,9 +37,10 @@ def is_accuracy(metric: str) -> bool:
 
 
 def higher_is_better(metric: str) -> bool:
-    """Losses and times are better low; everything else (accuracies, throughput) high."""
+    """Losses, errors (RMSE) and times are better low; everything else (accuracies, throughput)
+    high."""
     name = metric.rsplit("/", 1)[-1]
-    return not any(word in name for word in ("loss", "time", "mem"))
+    return not any(word in name for word in ("loss", "rmse", "time", "mem"))
 
 
 OBJECTIVE_METRICS = {"classification": "best/test_acc", "regression": "best/test_loss"}

@@ -48,6 +48,7 @@ def metric_label(metric: str, objective: str = "classification") -> str:
     """Human name of a metric for captions and axis labels, with its unit and direction."""
     names = {
         "best/test_acc": "test accuracy (%)",
+        "best/test_rmse": "test RMSE",
         "best/val_acc": "best validation accuracy (%)",
         "best/test_loss": "test MSE" if objective == "regression" else "test cross-entropy",
         "best/val_loss": "best validation MSE"
