@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("harness.report.command", "main", "leaderboard, ablation tables, figures, HTML"),
     "status": ("harness.cluster.status", "main", "state of a sweep's points"),
     "bench": ("harness.bench.command", "main", "performance benchmarks (also: curve, data, sweep)"),
-    "study": ("harness.study", "main", "studies across sweeps"),
+    "study": ("harness.study.command", "main", "a reproduction study: its sweep, tables, README"),
     "list": ("harness.console", "list_main", "models and tasks with their options and defaults"),
     "ui": ("harness.console", "ui_main", "MLflow UI on the project store, with the runs-table URL"),
 }
@@ -55,16 +55,7 @@ def _entry(command: str, argv: list[str]) -> tuple[Callable[..., object], list[s
     if command == "bench" and argv and argv[0] in BENCH_MODES:
         return importlib.import_module(BENCH_MODES[argv[0]]).main, argv[1:]
     module_name, attribute, _ = COMMANDS[command]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        raise UserError(
-            f"the {command} command is not installed in this copy ({module_name} is missing); "
-            "update ssm-bench"
-        ) from None
-    return getattr(module, attribute), argv
+    return getattr(importlib.import_module(module_name), attribute), argv
 
 
 def _run_hydra(cli: Callable[[], None], argv: list[str]) -> int:
