@@ -174,7 +174,6 @@ def run(args: argparse.Namespace) -> list[Path]:
 
 
 def _run(args: argparse.Namespace) -> list[Path]:
-    make_folder(args.out, "--out", "pass --out a writable folder")
     if args.bench and not args.plots:
         raise UserError("--bench selects benchmark figures; add --plots to draw figures")
     pool = _keys(args.pool)
@@ -204,6 +203,7 @@ def _run(args: argparse.Namespace) -> list[Path]:
     for table in [*tables, excluded]:
         table.digits = args.digits
     written = []
+    make_folder(args.out, "--out", "pass --out a writable folder")  # only now: nothing failed
     for table in tables:
         written += write_table(table, args.out, excluded)
     excluded_csv = args.out / "excluded_runs.csv"
