@@ -110,7 +110,7 @@ def num_text(cell: Num, digits: int) -> str:
     return f"{cell.value:.{digits}g}"
 
 
-def _plain(cell: Cell, digits: int, pm: str = " ± ", bold: Callable[[str], str] = str) -> str:
+def cell_text(cell: Cell, digits: int, pm: str = " ± ", bold: Callable[[str], str] = str) -> str:
     """A cell as text; Stat cells get their seed count, bold and dagger marks."""
     if cell is None:
         return ""
@@ -127,7 +127,7 @@ def _plain(cell: Cell, digits: int, pm: str = " ± ", bold: Callable[[str], str]
     return text + (DAGGER if cell.few_seeds else "")
 
 
-def _published_label(label: str) -> str:
+def published_label(label: str) -> str:
     return f"{label} (published)"
 
 
@@ -140,8 +140,8 @@ def to_markdown(table: Table) -> str:
     for row in table.rows:
         labels = list(row.labels)
         if row.published:
-            labels[0] = f"*{_published_label(labels[0])}*"
-        cells = [_plain(c, table.digits, bold=lambda s: f"**{s}**") for c in row.cells]
+            labels[0] = f"*{published_label(labels[0])}*"
+        cells = [cell_text(c, table.digits, bold=lambda s: f"**{s}**") for c in row.cells]
         lines.append("| " + " | ".join([*labels, *cells]) + " |")
     lines.append("")
     lines += [f"- {note}" for note in table.notes]
@@ -168,7 +168,7 @@ def _latex_cell(cell: Cell, digits: int) -> str:
     if cell is None:
         return ""
     if not isinstance(cell, Stat):
-        return latex_escape(_plain(cell, digits))
+        return latex_escape(cell_text(cell, digits))
     if not math.isfinite(cell.mean):
         return "--"
     body = stat_text(cell, digits, r" \pm ")
@@ -199,7 +199,7 @@ def to_latex(table: Table) -> str:
         previous_published = row.published
         labels = [latex_escape(x) for x in row.labels]
         if row.published:
-            labels[0] = rf"\textit{{{latex_escape(_published_label(row.labels[0]))}}}"
+            labels[0] = rf"\textit{{{latex_escape(published_label(row.labels[0]))}}}"
         lines.append(
             " & ".join([*labels, *(_latex_cell(c, table.digits) for c in row.cells)]) + r" \\"
         )
@@ -260,8 +260,8 @@ def to_terminal(table: Table) -> str:
     for row in table.rows:
         labels = list(row.labels)
         if row.published:
-            labels[0] = _published_label(labels[0])
-        cells = (_plain(c, table.digits, bold=lambda s: f"*{s}*") for c in row.cells)
+            labels[0] = published_label(labels[0])
+        cells = (cell_text(c, table.digits, bold=lambda s: f"*{s}*") for c in row.cells)
         body.append([*labels, *cells])
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     n_index = len(table.index)

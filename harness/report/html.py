@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from common.atomic import write_text_atomically
-from harness.report.format import Cell, Num, Stat, Table, _plain, _published_label
+from harness.report.format import Cell, Num, Stat, Table, cell_text, published_label
 
 PAGE_FILE = "index.html"
 
@@ -102,11 +102,12 @@ def _sort_key(cell: Cell) -> str:
     return cell or ""
 
 
-def _cell_html(cell: Cell) -> str:
-    """Text cells escaped; number cells (digits and ± – † only) with the best one in bold."""
+def _cell_html(cell: Cell, digits: int) -> str:
+    """Text cells escaped; number cells (digits and ± – † only, `digits` significant) with the
+    best one in bold."""
     if cell is None or isinstance(cell, str):
         return html.escape(cell or "")
-    return _plain(cell, bold=lambda s: f"<strong>{s}</strong>")
+    return cell_text(cell, digits, bold=lambda s: f"<strong>{s}</strong>")
 
 
 def table_html(table: Table) -> str:
@@ -117,12 +118,12 @@ def table_html(table: Table) -> str:
     for row in table.rows:
         labels = list(row.labels)
         if row.published:
-            labels[0] = _published_label(labels[0])
+            labels[0] = published_label(labels[0])
         tds = [f'<td data-sort="{esc(label)}">{esc(label)}</td>' for label in labels]
         tds += [
-            f'<td class="num" data-sort="{esc(_sort_key(c))}">{_cell_html(c)}</td>'
+            f'<td class="num" data-sort="{esc(_sort_key(c))}">{_cell_html(c, table.digits)}</td>'
             if isinstance(c, Stat | Num)
-            else f'<td data-sort="{esc(_sort_key(c))}">{_cell_html(c)}</td>'
+            else f'<td data-sort="{esc(_sort_key(c))}">{_cell_html(c, table.digits)}</td>'
             for c in row.cells
         ]
         row_class = ' class="published"' if row.published else ""
