@@ -108,8 +108,10 @@ def _translate(error: Exception, point: list[str]) -> UserError:
         key = full_key.group(1) if full_key else (override.group(1) if override else "?")
         return _unknown_key(key, point)
     converted = re.search(r"Value '(.*?)' (?:of type '\w+' )?could not be converted to (\w+)", text)
+    converted = converted or re.search(r"Value '(.*?)' is not a valid (\w+)", text)
     if converted and full_key:
         value, kind = converted.groups()
+        kind = {"bool": "boolean"}.get(kind.lower(), kind)
         return UserError(
             f"{full_key.group(1)}: {value!r} is not a valid {kind.lower()}; give a value of "
             "that type"
