@@ -63,6 +63,7 @@ elif kind == "write":
 
     torch.save = save
 elif kind == "rotate":
+    from harness import layout
     from harness.run import checkpoint
 
     real_atomic = checkpoint.save_atomic
