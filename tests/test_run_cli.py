@@ -66,7 +66,7 @@ MEANT = "did you mean trainer.max_epochs?"
         (["trainer.max_epochs=abc"], "trainer.max_epochs: 'abc' is not a valid int"),
         (["trainer.batch_size=1.5"], "trainer.batch_size: '1.5' is not a valid int"),
         (["trainer.max_epochs=0"], "trainer.max_epochs: must be >= 1, got 0"),
-        (["optimizer.lr=-0.01"], "optimizer.lr: must be > 0, got -0.01"),
+        (["optimizer.lr=-0.01"], "optimizer.lr: must be >= 0, got -0.01"),
         (["trainer.grad_accum=0"], "trainer.grad_accum: must be >= 1, got 0"),
         (["trainer.precision=fp16"], "trainer.precision: 'fp16' is not one of fp32, tf32, bf16"),
         (["trainer.compile=maybe"], "trainer.compile: 'maybe' is not a valid boolean"),

@@ -109,8 +109,7 @@ class AdamWOptions:
     #   noisy-sCIFAR script decays everything)
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise UserError(f"optimizer.lr: must be > 0, got {self.lr!r}; give a learning rate")
+        _at_least("optimizer", "lr", self.lr, 0, "give a learning rate (0 freezes the weights)")
         _at_least("optimizer", "weight_decay", self.weight_decay, 0, "0 turns it off")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise UserError(f"optimizer.betas: {self.betas!r} must be two numbers in [0, 1)")
