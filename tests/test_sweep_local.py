@@ -134,6 +134,9 @@ def _run(status: str, reason: str = "", requeues: int = 0) -> RunView:
     return RunView("r1", status, reason, requeues)
 
 
+NO_RUN = "stopped before its MLflow run was created; see the job's log (--logs)"
+
+
 @pytest.mark.parametrize(
     ("job_state", "run", "skipped", "expected"),
     [
@@ -148,6 +151,7 @@ def _run(status: str, reason: str = "", requeues: int = 0) -> RunView:
         ("TIMEOUT", None, False, ("failed", "job TIMEOUT")),
         ("COMPLETED", _run("KILLED", "preempted"), False, ("preempted", RESUBMIT)),
         (None, None, False, ("pending", "not submitted")),
+        ("COMPLETED", None, False, ("failed", NO_RUN)),
         (None, _run("FAILED", "x"), True, ("failed", "x")),
     ],
 )  # fmt: skip

@@ -262,7 +262,7 @@ def test_noise_placed_before_pools_over_the_image(tmp_path):
 
 @pytest.mark.parametrize(
     ("overrides", "key"),
-    [({"noise_len": 0}, "task.noise_len"), ({"placement": "middle"}, "task.placement")],
+    [({"noise_len": -1}, "task.noise_len"), ({"placement": "middle"}, "task.placement")],
 )
 def test_noise_options_are_checked(tmp_path, overrides, key):
     with pytest.raises(UserError, match=key):

@@ -57,7 +57,8 @@ def row_state(
 
     MLflow decides for ended runs (FINISHED, FAILED); otherwise a live job decides (pending,
     running, requeued); a job that ended without its run finishing is a failure named by the
-    job's end state (CANCELLED, TIMEOUT, OUT_OF_MEMORY, ...).
+    job's end state (CANCELLED, TIMEOUT, OUT_OF_MEMORY, ...), and one that completed with no run
+    at all stopped on a user error before creating it.
     """
     if run is not None and run.status == "FINISHED":
         return "finished", ""
@@ -77,6 +78,9 @@ def row_state(
         return "skipped", ""
     if job_state is None and run is None:
         return "pending", "not submitted"
+    if job_state == "COMPLETED" and run is None:
+        # A user error stops a point before its run is created (nothing half-made is left).
+        return "failed", "stopped before its MLflow run was created; see the job's log (--logs)"
     return "unknown", ""
 
 
