@@ -13,9 +13,10 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 import models
+from harness.report.plots import Reference
 from harness.study import command
 from harness.study.specs import STUDIES, Check
-from harness.study.write import SUMMARY_COLUMNS, evaluate, verdict
+from harness.study.write import SUMMARY_COLUMNS, evaluate, learned_little, verdict
 
 FILES = ("summary.csv", "table.md", "table.tex", "figure.png", "figure.pdf", "README.md")
 QUICK_MODELS = {
@@ -105,12 +106,32 @@ def test_checks_follow_the_paired_t_test_and_the_metric_direction():
     assert evaluate(close, keeps, "acc").passed is True
     lost = summary_of({("hope", "0"): a, ("hope", "1024"): b})
     assert evaluate(lost, keeps, "acc").passed is False
+    # two rows that both learned little cannot test a claim
+    little = frozenset({("hope", "1024"), ("s4d_lin", "1024")})
+    untested = evaluate(
+        summary, Check(("hope", "max"), ("s4d_lin", "max"), "better", "t"), "acc", little
+    )
+    assert untested.passed is None and "learned little" in untested.line
+    one = frozenset({("s4d_lin", "1024")})
+    assert evaluate(
+        summary, Check(("hope", "max"), ("s4d_lin", "max"), "better", "t"), "acc", one
+    ).passed
     missing = evaluate(summary, Check(("s4_legs", "max"), ("hope", "max"), "better", "t"), "acc")
     assert missing.passed is None and "not testable" in missing.line
     assert verdict([better, better]) == "reproduced"
     assert verdict([better, as_error]) == "partly reproduced"
     assert verdict([as_error]) == "not reproduced"
-    assert verdict([missing]) == "not testable"
+    assert verdict([missing, untested]) == "not testable"
+
+
+def test_learned_little_is_the_fraction_of_the_gap_closed():
+    summary = summary_of({("a", "0"): [12.0, 14.0], ("b", "0"): [30.0, 40.0]})
+    chance = Reference(10.0, "chance")
+    # a closes (13 - 10) / 90 = 3.3 % of the gap, b (35 - 10) / 90 = 28 %
+    assert learned_little(summary, chance, "best/test_acc") == [("a", "0")]
+    errors = summary_of({("a", "0"): [0.55, 0.53], ("b", "0"): [0.1, 0.2]})
+    trivial = Reference(0.6, "trivial")  # a closes (0.6 - 0.54) / 0.6 = 10 %, b 75 %
+    assert learned_little(errors, trivial, "best/test_rmse") == [("a", "0")]
 
 
 @pytest.mark.parametrize(

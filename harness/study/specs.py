@@ -90,7 +90,7 @@ HOPE_MEMORY = Study(
         "noisy-sCIFAR script: post-norm LayerNorm, tied dropout 0.1, AdamW lr 0.01 wd 0.01, SSM "
         "lr 0.001, cosine per epoch, HOPE d_state 256 with dt frozen at 0.1) scaled down: "
         "2 blocks of width 32 instead of 4 of 128, 8x8 digits (1437 training images) instead of "
-        "32x32 CIFAR (45000), noise up to 1024 steps as the paper, and 4 epochs instead of "
+        "32x32 CIFAR (45000), noise up to 1024 steps as the paper, and 3 epochs instead of "
         "100, the same for every model. S4D-Lin as the paper's baseline "
         "(d_state 64, dt trained, unidirectional), S4-LegS beside it."
     ),
@@ -128,12 +128,6 @@ HOPE_MEMORY = Study(
     checks=(
         Check(
             ("hope", "max"), ("s4d_lin", "max"), "better", "HOPE beats S4D-Lin at the longest noise"
-        ),
-        Check(
-            ("s4d_lin", "min"),
-            ("s4d_lin", "max"),
-            "better",
-            "S4D-Lin loses accuracy as noise is added",
         ),
         Check(
             ("hope", "max"),
@@ -193,7 +187,9 @@ HTTYH_DELAY = Study(
             ("s4d_lin", "max"),
             ("s4d_legs", "max"),
             "better",
-            "S4D-Lin (a diagonal Fourier-like basis) has a lower RMSE than S4D-LegS",
+            "S4D-Lin (diagonal, FouT-like frequencies) has a lower RMSE than S4D-LegS (our "
+            "extension of the FouT/LegS contrast to the diagonal pair, not a number read in the "
+            "paper)",
         ),
     ),
     quick=(
@@ -224,7 +220,7 @@ INIT_ABLATION = Study(
         "Task `listops_gen` (ListOps drawn with the LRA rules: 1000 training expressions of "
         "100-500 tokens, padded per batch; LRA uses 96000 of 500-2000). Backbone as the "
         "harness default (post-norm BatchNorm) at 2 blocks of width 32 with d_state 32, AdamW "
-        "lr 0.01 wd 0.05, SSM lr 0.001, cosine with 50 warmup steps, batch 32, 12 epochs, the "
+        "lr 0.01 wd 0.05, SSM lr 0.001, cosine with 50 warmup steps, batch 32, 4 epochs, the "
         "same for every model; plus `model.layer.freeze_A=true` for s4_legs and hope (the "
         "state matrix, for HOPE the Markov parameters, gets no gradient)."
     ),

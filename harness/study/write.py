@@ -105,20 +105,29 @@ def _resolve(setting: str, available: list[str]) -> str:
     return {"max": ranked[-1], "min": ranked[0]}.get(setting, setting) if ranked else setting
 
 
-def evaluate(summary: pd.DataFrame, check: Check, metric: str) -> Outcome:
-    """Apply one check to the per-run summary (paired t-test on matched seeds)."""
+def evaluate(
+    summary: pd.DataFrame, check: Check, metric: str, little: frozenset = frozenset()
+) -> Outcome:
+    """Apply one check to the per-run summary (paired t-test on matched seeds); not testable when
+    a row has no run or both rows are among the `little` (model, setting) rows that learned
+    little (`learned_little`)."""
 
-    def values(row: tuple[str, str]) -> tuple[str, pd.Series]:
+    def values(row: tuple[str, str]) -> tuple[tuple[str, str], pd.Series]:
         model, setting = row
         part = summary[summary["model"] == model]
         setting = _resolve(setting, sorted(set(part["setting"])))
         part = part[part["setting"] == setting]
-        return f"{model} at {setting}", part.set_index("seed")["value"].astype(float)
+        return (model, setting), part.set_index("seed")["value"].astype(float)
 
-    (name_a, a), (name_b, b) = values(check.first), values(check.second)
+    (row_a, a), (row_b, b) = values(check.first), values(check.second)
+    name_a, name_b = (f"{m} at {s}" for m, s in (row_a, row_b))
     if a.empty or b.empty:
         missing = name_a if a.empty else name_b
         return Outcome(check, None, f"{check.text}: not testable ({missing} has no finished run)")
+    if row_a in little and row_b in little:
+        return Outcome(
+            check, None, f"{check.text}: not testable ({name_a} and {name_b} both learned little)"
+        )
     cmp = compare(a, b)
     sign = 1.0 if higher_is_better(metric) else -1.0
     ahead = sign * cmp.diff > 0
@@ -135,7 +144,8 @@ def evaluate(summary: pd.DataFrame, check: Check, metric: str) -> Outcome:
 
 
 def verdict(outcomes: list[Outcome]) -> str:
-    """reproduced (every check passes), partly (some do), not reproduced (none), or not testable."""
+    """reproduced (every check passes), partly (some do), not reproduced (none passes), or not
+    testable (no check could be tested: missing rows, or rows that learned little)."""
     tested = [o for o in outcomes if o.passed is not None]
     if not tested:
         return "not testable"
@@ -156,18 +166,22 @@ def levels(runs: pd.DataFrame, study: Study) -> plots.Reference | None:
     return references(runs, metrics).get(task)
 
 
-def near_level(summary: pd.DataFrame, ref: plots.Reference | None, metric: str) -> list[str]:
-    """Rows (model at setting) whose mean is within 5 % (points) of the chance / trivial level."""
+LEARNED_FRACTION = 0.15
+"""A row learned little when its mean closes less than this fraction of the gap between the
+reference level (chance accuracy, the trivial predictor's error) and the perfect score (100 %,
+error 0); a check between two such rows is not testable."""
+
+
+def learned_little(
+    summary: pd.DataFrame, ref: plots.Reference | None, metric: str
+) -> list[tuple[str, str]]:
+    """The (model, setting) rows whose mean learned little (`LEARNED_FRACTION`)."""
     if ref is None:
         return []
     means = summary.groupby(["model", "setting"])["value"].mean()
-    margin = 5.0 if is_accuracy(metric) else 0.05 * ref.value
-    close = (
-        means[(means - ref.value).abs() <= margin]
-        if is_accuracy(metric)
-        else means[means >= ref.value - margin]
-    )
-    return [f"{m} at {s}" for m, s in close.index]
+    perfect = 100.0 if is_accuracy(metric) else 0.0
+    closed = (means - ref.value) / (perfect - ref.value)  # 0 at the reference, 1 when perfect
+    return list(closed[closed < LEARNED_FRACTION].index)
 
 
 def figure(runs: pd.DataFrame, summary: pd.DataFrame, study: Study, out: Path) -> list[Path]:
@@ -231,8 +245,9 @@ def readme(
     wall = pd.to_numeric(runs.get("metrics.wall_time_s"), errors="coerce").sum()
     seeds = sorted(summary["seed"].unique().tolist())
     ref = levels(runs, study)
-    close = near_level(summary, ref, metric)
+    close = learned_little(summary, ref, metric)
     result = verdict(outcomes)
+    span = (runs["end_time"].max() - runs["start_time"].min()).total_seconds()
     lines = [
         f"# {study.name}: {study.title}",
         "",
@@ -260,9 +275,10 @@ def readme(
         + ", ".join(f"`{c}`" for c in ctx.run_commits)
         + ").",
         f"- Machine: {ctx.machine}.",
-        f"- Wall time: this invocation {ctx.invocation_s / 60:.1f} min ({ctx.trained} points "
-        f"trained, {ctx.skipped} already finished and skipped); the runs' own training time "
-        f"summed {wall / 60:.1f} min.",
+        f"- Wall time: the runs took {span / 60:.1f} min from the first start to the last end "
+        f"(their own training times sum to {wall / 60:.1f} min; 2 jobs at a time); this "
+        f"invocation {ctx.invocation_s / 60:.1f} min ({ctx.trained} points trained, "
+        f"{ctx.skipped} already finished and skipped).",
         "",
         "## Result",
         "",
@@ -279,9 +295,12 @@ def readme(
         "",
     ]
     if close:
+        perfect = "100 %" if is_accuracy(metric) else "an error of 0"
         lines += [
-            f"At the reference level ({ref.label}, within 5%): {', '.join(close)}: these rows "
-            "learned little, so a comparison among them says little about the claim.",
+            f"Rows that learned little (closed less than {LEARNED_FRACTION:.0%} of the gap from "
+            f"the {ref.label} level {ref.value:.3g} to {perfect}): "
+            + ", ".join(f"{m} at {s}" for m, s in close)
+            + ". A check between two such rows is not testable.",
             "",
         ]
     lines += [
@@ -290,7 +309,8 @@ def readme(
         f"Checks: `better` = the first row's mean is better and a two-sided paired t-test on "
         f"matched seeds gives p < {ALPHA}; `not_worse` = it is not significantly worse. The "
         "verdict is `reproduced` when every check holds, `partly reproduced` when some do, "
-        "`not reproduced` when none does. Files: `summary.csv` (one row per run), "
+        "`not reproduced` when none does, `not testable` when no check could be tested. "
+        "Files: `summary.csv` (one row per run), "
         "`table.md`, `table.tex`, `figure.png`, `figure.pdf`.",
         "",
     ]
@@ -342,7 +362,9 @@ def write_study(
     paths = {name: out / name for name in ("summary.csv", "README.md")}
     summary.to_csv(paths["summary.csv"], index=False)
     tables = write_table(table, out, excluded)  # table.md, table.tex, table.csv
-    outcomes = [evaluate(summary, c, summary["metric"].iloc[0]) for c in study.checks]
+    metric = summary["metric"].iloc[0]
+    little = frozenset(learned_little(summary, levels(runs, study), metric))
+    outcomes = [evaluate(summary, c, metric, little) for c in study.checks]
     figures = figure(runs, summary, study, out)
     paths["README.md"].write_text(readme(study, table, summary, runs, outcomes, ctx))
     written = [*paths.values(), *tables, *figures]
