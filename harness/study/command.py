@@ -111,8 +111,13 @@ def _git(*args: str) -> str:
 
 
 def commit_text() -> str:
-    """`abc1234` or `abc1234 (with uncommitted changes)`."""
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=PROJECT_ROOT).returncode != 0
+    """`abc1234` or `abc1234 (with uncommitted changes)` to the code and configs (the results
+    folder and the README, which studies write, do not count)."""
+    outputs = [":!results", ":!README.md"]
+    dirty = subprocess.run(
+        ["git", "diff", "--quiet", "HEAD", "--", ".", *outputs], cwd=PROJECT_ROOT
+    )
+    dirty = dirty.returncode != 0
     return _git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" * dirty)
 
 
