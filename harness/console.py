@@ -4,7 +4,8 @@
     ssm-bench report --plots --html                  # python -m harness.report
     ssm-bench status [SWEEP]                         # python -m harness.status
     ssm-bench bench --suite layer                    # python -m harness.bench
-    ssm-bench bench curve|data|sweep ...             # python -m harness.bench_curve, _data, .sweep
+    ssm-bench bench curve|data|sweep|gpu ...         # python -m harness.bench_curve, _data,
+                                                     #   harness.bench.sweep, harness.bench.gpu
     ssm-bench study ...                              # python -m harness.study
     ssm-bench list [models|tasks]                    # registered names, descriptions, options
     ssm-bench ui [--port 5000] [--tracking-uri URI]  # mlflow ui on the store, runs-table URL
@@ -40,6 +41,7 @@ BENCH_MODES = {
     "curve": "harness.bench.curve",
     "data": "harness.bench.data",
     "sweep": "harness.bench.sweep",
+    "gpu": "harness.bench.gpu",
 }
 DEFAULT_PORT = 5000
 

@@ -7,4 +7,6 @@
 - `curve`: `python -m harness.bench_curve`, bf16 against fp32 speed and loss curve.
 - `data`: `python -m harness.bench_data`, data-loader throughput of a task.
 - `sweep`: `python -m harness.bench.sweep`, a local-launcher sweep against in-process runs.
+- `gpu`: `python -m harness.bench.gpu`, the prepared check of a GPU machine (kernel tests on the
+  GPU, layer suite, S4-LegS model step against the floor).
 """

@@ -186,10 +186,11 @@ def cauchy_conj(v: Tensor, z: Tensor, w: Tensor) -> Tensor:
 
 
 def supports(v: Tensor, z: Tensor, w: Tensor) -> bool:
-    """Whether the fused path applies: complex64 CUDA, matching (H, N2), N2 <= 64, constant z."""
+    """Whether the fused path applies: complex64, matching (H, N2), N2 <= 64, constant z (the
+    device is `models.kernels.ops`'s to check)."""
     tensors = (v, z, w)
     return (
-        all(t.is_cuda and t.dtype == torch.complex64 for t in tensors)
+        all(t.dtype == torch.complex64 for t in tensors)
         and w.dim() == 2
         and z.dim() == 1
         and v.dim() >= 2

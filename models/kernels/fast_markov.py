@@ -164,9 +164,10 @@ def markov_response(h: Tensor, z: Tensor) -> Tensor:
 
 
 def supports(h: Tensor, z: Tensor) -> bool:
-    """Whether the fused path computes this call: complex64 CUDA, matching channels, M <= 256."""
+    """Whether the fused path computes this call: complex64, matching channels, M <= 256 (the
+    device is `models.kernels.ops`'s to check)."""
     return (
-        all(t.is_cuda and t.dtype == torch.complex64 for t in (h, z))
+        all(t.dtype == torch.complex64 for t in (h, z))
         and z.dim() == 2
         and h.dim() >= 2
         and h.shape[-2] == z.shape[0]

@@ -174,9 +174,10 @@ def vandermonde_conj(c: Tensor, log_z: Tensor, L: int) -> Tensor:
 
 
 def supports(c: Tensor, log_z: Tensor, L: int) -> bool:
-    """Whether the fused path computes this call: complex64 CUDA, matching (H, N2), N2 <= 64."""
+    """Whether the fused path computes this call: complex64, matching (H, N2), N2 <= 64 (the
+    device is `models.kernels.ops`'s to check)."""
     return (
-        all(t.is_cuda and t.dtype == torch.complex64 for t in (c, log_z))
+        all(t.dtype == torch.complex64 for t in (c, log_z))
         and log_z.dim() == 2
         and c.dim() >= 2
         and c.shape[-2:] == log_z.shape

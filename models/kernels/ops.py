@@ -3,10 +3,16 @@
 Kernel modules call `cauchy_conj`, `vandermonde_conj` and `markov_response` from here; the
 semantics and shapes are those of `models.kernels.naive` (the sums as the papers write them). A
 call goes to the fused Triton kernel of `models.kernels.fast_<name>` when Triton is installed,
-fast paths are enabled, and that module's `supports(...)` accepts the arguments (complex64 CUDA
-tensors of the documented shapes); otherwise to the blocked plain-PyTorch sums of
-`models.kernels.blocked`, the CPU path. The fast modules are imported on first use only, so
-CPU-only installs never import Triton.
+fast paths are enabled, its tensors are on a CUDA device, and that module's `supports(...)`
+accepts the arguments (complex64 tensors of the documented shapes); otherwise to the blocked
+plain-PyTorch sums of `models.kernels.blocked`, the CPU path. The fast modules are imported on
+first use only, so CPU-only installs never import Triton.
+
+Under Triton's interpreter (`TRITON_INTERPRET=1` in the environment before the process imports
+Triton: every kernel program is executed in NumPy, one after another) calls on CPU tensors take
+the fused kernels too, so their index arithmetic, masks and backward passes can be run and checked
+without a GPU (`tests/triton_interp_worker.py`). That is slow (seconds for a small layer) and
+meant for checking kernels only.
 
 `fast_paths(False)` (a context manager) or `set_fast_paths(False)` routes every call to the
 blocked PyTorch sums, e.g. to benchmark or test one against the other.
@@ -16,6 +22,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable, Iterator
 from types import ModuleType
 
@@ -43,6 +50,12 @@ def fast_paths_enabled() -> bool:
     return HAVE_TRITON and _state["enabled"]
 
 
+def interpreting() -> bool:
+    """Whether Triton's interpreter is on (`TRITON_INTERPRET`, read as Triton reads it): the
+    fused kernels then run on CPU tensors."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on")
+
+
 @contextlib.contextmanager
 def fast_paths(enabled: bool) -> Iterator[None]:
     """Context manager: fused kernels on (`True`) or off (`False`) inside the block."""
@@ -68,7 +81,10 @@ def _compiler_opaque(name: str) -> Callable[..., Tensor]:
 
 def _fast_fn(name: str, first: Tensor, *args) -> Callable[..., Tensor] | None:
     """The fused function that computes this call, or None for the blocked CPU sums."""
-    if not (first.is_cuda and fast_paths_enabled()):
+    if not fast_paths_enabled():
+        return None
+    devices = {t.device.type for t in (first, *args) if torch.is_tensor(t)}
+    if devices != {"cuda"} and not (devices == {"cpu"} and interpreting()):
         return None
     return _compiler_opaque(name) if _fast(name).supports(first, *args) else None
 
@@ -95,6 +111,7 @@ __all__ = [
     "cauchy_conj",
     "fast_paths",
     "fast_paths_enabled",
+    "interpreting",
     "markov_response",
     "set_fast_paths",
     "vandermonde_conj",
