@@ -78,3 +78,16 @@ def test_kernel_check_records_become_a_csv_and_a_verdict(
     assert [p.name for p in tmp_path.iterdir()] == ["kernel_check_nvidia-h200_check.csv"]
     table = pd.read_csv(tmp_path / "kernel_check_nvidia-h200_check.csv")
     assert list(table["group"]) == [r["group"] for r in records]
+
+
+def test_imports_nothing_a_bare_gpu_machine_lacks():
+    """A GPU machine's image has torch, triton, pandas, tqdm, PyYAML; not Hydra or MLflow."""
+    import sys
+
+    code = (
+        "import sys, harness.bench.gpu, harness.bench.command\n"
+        "bad = {m.split('.')[0] for m in sys.modules}\n"
+        "bad &= {'hydra', 'omegaconf', 'submitit', 'mlflow'}\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=gpu.PROJECT_ROOT)
