@@ -79,6 +79,33 @@ class JobRecord:
         return cls(**json.loads(path.read_text()))
 
 
+def outcome_path(paths: JobPaths) -> Path:
+    """`<folder>/<job id>_<task>_outcome.json`: how the job's task ended, as JSON the job writes
+    (`write_outcome`); read instead of submitit's result pickle, which is never unpickled."""
+    return paths.result_pickle.with_name(f"{paths.job_id}_{paths.task_id}_outcome.json")
+
+
+def write_outcome(paths: JobPaths, status: str, value: object = None, error: str = "") -> None:
+    """Record (atomically) that the job's task ended `COMPLETED` with `value` or `FAILED` with
+    `error`; a value that is not JSON is recorded as its text."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        value = str(value)
+    write_json_atomically(outcome_path(paths), {"status": status, "value": value, "error": error})
+
+
+def read_outcome(paths: JobPaths) -> dict | None:
+    """The outcome the job recorded, None if it recorded none (killed) or the file is damaged."""
+    try:
+        outcome = json.loads(outcome_path(paths).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(outcome, dict) or outcome.get("status") not in ("COMPLETED", "FAILED"):
+        return None
+    return outcome
+
+
 def result_outcome(path: Path) -> str | None:
     """The outcome (`success` | `error`) of submitit's result pickle, read without unpickling.
 
@@ -97,7 +124,11 @@ def result_outcome(path: Path) -> str | None:
 
 
 def _local_state(record: JobRecord) -> str:
-    """COMPLETED or FAILED by the result file, RUNNING while the process lives, else INTERRUPTED."""
+    """COMPLETED or FAILED by the job's outcome (or result) file, RUNNING while the process lives,
+    else INTERRUPTED."""
+    outcome = read_outcome(record.paths)
+    if outcome is not None:
+        return str(outcome["status"])
     result = record.paths.result_pickle
     if result.is_file():
         return "COMPLETED" if result_outcome(result) == "success" else "FAILED"
