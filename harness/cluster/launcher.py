@@ -66,10 +66,10 @@ from harness.cluster.signed import (
     ensure_job_key,
 )
 from harness.cluster.task_env import export_dist_env
-from harness.layout import MANIFEST, RUN_ID_FILE
+from harness.layout import MANIFEST
 from harness.run.checkpoint import Preempted
 from harness.run.config import config_hash, is_operational
-from harness.run.point import point_state, run_dir, sweep_name, tracking_uri
+from harness.run.point import point_state, read_run_id, run_dir, sweep_name, tracking_uri
 from harness.run.tracking import TrackedRun
 
 log = logging.getLogger(__name__)
@@ -155,11 +155,12 @@ def _task_config(sweep_config: DictConfig) -> DictConfig:
 
 def _end_run_failed(task_cfg: DictConfig, reason: str) -> None:
     """End the point's MLflow run (if it has one yet) as FAILED with `reason`."""
-    run_id_file = run_dir(task_cfg) / RUN_ID_FILE
-    if not run_id_file.is_file():
-        log.warning("%s: no MLflow run yet to mark FAILED", run_id_file.parent)
+    directory = run_dir(task_cfg)
+    run_id = read_run_id(task_cfg, directory)
+    if run_id is None:
+        log.warning("%s: no MLflow run yet to mark FAILED", directory)
         return
-    TrackedRun(tracking_uri(task_cfg), run_id_file.read_text().strip()).end("FAILED", reason)
+    TrackedRun(tracking_uri(task_cfg), run_id).end("FAILED", reason)
 
 
 class _SweepLauncher(BaseSubmititLauncher):

@@ -239,6 +239,22 @@ def run_status(uri: str, run_id: str) -> str | None:
     return None if run.info.lifecycle_stage == "deleted" else run.info.status
 
 
+def find_run(uri: str, experiment: str, digest: str) -> str | None:
+    """The id of the newest live run tagged `config_hash=<digest>` in `experiment`, or None."""
+    client = MlflowClient(tracking_uri=uri)
+    found = with_retries(client.get_experiment_by_name, experiment)
+    if found is None:
+        return None
+    runs = with_retries(
+        client.search_runs,
+        [found.experiment_id],
+        filter_string=f"tags.config_hash = '{digest}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
 class TrackedRun:
     """One MLflow run, written through a client with retries (only rank 0 holds one)."""
 
