@@ -29,8 +29,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from common import UserError
-from harness.cli import exits_on_user_error
 from harness import damaged
+from harness.cli import exits_on_user_error
 from harness.cluster.jobs import JobRecord, is_active, job_states
 from harness.layout import MANIFEST, PROJECT_ROOT, RUN_ID_FILE
 from harness.run.tracking import with_retries
