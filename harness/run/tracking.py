@@ -27,6 +27,7 @@ per metric and step), and only the params it does not have yet.
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -165,6 +166,7 @@ def _holds_runs(db: Path) -> bool:
             return False
 
 
+@functools.cache
 def _head_revision(uri: str) -> str:
     """MLflow's newest schema revision (what a store it creates is at)."""
     from alembic.script import ScriptDirectory
@@ -196,7 +198,7 @@ def _create_sqlite_store(uri: str) -> None:
     for stale in db.parent.glob(f".{db.name}.creating-*"):
         stale.unlink(missing_ok=True)
     if db.exists():
-        if _schema_version(db) == _head_revision(uri) or _holds_runs(db):
+        if _holds_runs(db) or _schema_version(db) == _head_revision(uri):
             return
         aside = db.with_name(db.name + ".broken")
         os.replace(db, aside)
