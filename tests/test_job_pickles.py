@@ -175,3 +175,25 @@ def test_the_launcher_reads_the_jobs_json_outcome(tmp_path: Path) -> None:
     assert ret.status == JobStatus.FAILED and "task.seq_len=0" in str(ret._return_value)
     record = jobs.JobRecord.new("4242", "local", tmp_path, "sweep")
     assert jobs.job_states([record]) == {"4242": "FAILED"}
+
+
+def test_slurm_jobs_start_through_the_verifying_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"  # submitit needs an `srun` to build a SLURM executor
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    slurm = launcher.SlurmLauncher.__new__(launcher.SlurmLauncher)
+    slurm.params = {"submitit_folder": str(tmp_path / "%j"), "timeout_min": 7, "partition": "gpu"}
+    slurm.max_requeues = 2
+    executor = slurm._executor()
+    assert isinstance(executor._executor, signed.SignedSlurmExecutor)
+    script = executor._executor._make_submission_file_text(
+        executor._executor._submitit_command_str, "uid"
+    )
+    assert f"-m {signed.ENTRY_MODULE}" in script and "submitit.core._submit" not in script
+    assert "--time=7" in script and "--partition=gpu" in script
+    local = signed.SignedLocalExecutor(folder=tmp_path)
+    assert f"-m {signed.ENTRY_MODULE}" in local._submitit_command_str
