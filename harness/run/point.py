@@ -85,19 +85,26 @@ def read_run_id(cfg: DictConfig, directory: Path) -> str | None:
     """The MLflow run id in `<directory>/mlflow_run_id`, None without one.
 
     A damaged file (not UTF-8, not a run id) is set aside (`harness.damaged`) and the point is
-    taken as MLflow knows it: the newest run of its config hash in the experiment, whose id is
-    written back; None if MLflow has none.
+    taken as MLflow knows it: the run its `summary.json` names, else the newest run of its config
+    hash other than a force=true attempt's (in `.force/`); that id is written back. None if there
+    is none.
     """
     id_file = directory / RUN_ID_FILE
     if not id_file.exists():
         return None
     run_id = damaged.read_text(id_file, damaged.RUN_ID)
+    if run_id is not None:
+        return run_id
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        named = json.loads((directory / SUMMARY_FILE).read_bytes()).get("mlflow_run_id")
+        run_id = named if damaged.RUN_ID.fullmatch(str(named)) else None
     if run_id is None:
-        digest = directory.name if directory.name != FORCE_DIR else config_hash(cfg)
-        run_id = tracking.find_run(tracking_uri(cfg), str(cfg.tracking.experiment), digest)
-        if run_id is not None:
-            log.warning("%s: restored from MLflow (run %s of config %s)", id_file, run_id, digest)
-            write_text_atomically(id_file, run_id + "\n")
+        attempt = damaged.read_text(directory / FORCE_DIR / RUN_ID_FILE, damaged.RUN_ID)
+        uri, experiment = tracking_uri(cfg), str(cfg.tracking.experiment)
+        run_id = tracking.find_run(uri, experiment, config_hash(cfg), exclude={attempt})
+    if run_id is not None:
+        log.warning("%s: restored from MLflow (run %s)", id_file, run_id)
+        write_text_atomically(id_file, f"{run_id}\n")
     return run_id
 
 

@@ -323,8 +323,9 @@ def run_status(uri: str, run_id: str) -> str | None:
     return None if run.info.lifecycle_stage == "deleted" else run.info.status
 
 
-def find_run(uri: str, experiment: str, digest: str) -> str | None:
-    """The id of the newest live run tagged `config_hash=<digest>` in `experiment`, or None."""
+def find_run(uri: str, experiment: str, digest: str, exclude: set[str | None]) -> str | None:
+    """The id of the newest live run tagged `config_hash=<digest>` in `experiment` that is not in
+    `exclude`, or None."""
     ensure_store(uri)
     client = MlflowClient(tracking_uri=uri)
     found = with_retries(client.get_experiment_by_name, experiment)
@@ -335,9 +336,8 @@ def find_run(uri: str, experiment: str, digest: str) -> str | None:
         [found.experiment_id],
         filter_string=f"tags.config_hash = '{digest}'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
     )
-    return runs[0].info.run_id if runs else None
+    return next((r.info.run_id for r in runs if r.info.run_id not in exclude), None)
 
 
 class TrackedRun:
