@@ -294,7 +294,7 @@ def test_two_runs_started_at_once_on_a_fresh_store_both_finish(tmp_path):
     assert sorted(r.info.status for r in sh.runs(root)) == ["FINISHED", "FINISHED"]
 
 
-def test_an_unfinished_point_resumed_with_another_store_is_refused_and_kept(tmp_path):
+def test_store_switch_resume_is_refused_and_a_damaged_run_id_is_read_from_mlflow(tmp_path):
     root = tmp_path / "switch"
     root.mkdir()
     args = _config(root, tmp_path / "cache", steps=10)
@@ -317,3 +317,12 @@ def test_an_unfinished_point_resumed_with_another_store_is_refused_and_kept(tmp_
     assert _run(args, root, None) == 0  # in its own store it resumes the same run
     (resumed,) = sh.runs(root)
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    # Its run-id file damaged: set aside with a warning, the point read from MLflow, no traceback.
+    (run_dir / layout.RUN_ID_FILE).write_bytes(b"\xff\xfe\x00binary")
+    command = _command(args, None)
+    done = subprocess.run(command, cwd=root, env=sh.env(), capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "Traceback" not in output, output[-3000:]
+    assert "damaged" in output and "already finished" in output
+    assert (run_dir / layout.RUN_ID_FILE).read_text().strip() == run.info.run_id
+    assert len(sh.runs(root)) == 1
