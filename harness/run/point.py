@@ -5,14 +5,18 @@ A point is identified by `config_hash(cfg)`; its run directory `<paths.runs_dir>
 `summary.json`. `execute` runs it:
 - its MLflow run FINISHED: log "already finished" and return the stored summary;
 - `summary.json` there but the run is not in this store: an error naming the store where it
-  finished (a finished result is never retrained or deleted silently);
+  finished (a finished result is never retrained or deleted silently); likewise an unfinished run
+  of another store (`tracking_uri` in the run directory names it) is not resumed here and its
+  checkpoints are kept, unless `resume=false` starts the point over;
+- a damaged `mlflow_run_id` is set aside (`harness.damaged`) and the id taken from MLflow;
 - its MLflow run unfinished (RUNNING, KILLED) or FAILED and `resume=true`: continue in the same
   MLflow run from the newest intact checkpoint (a damaged one is reported and the previous one
   used), adding 1 to the run's `requeues` tag; params and artifacts it lacks are logged;
 - otherwise (new, or `resume=false`): start a new MLflow run in the explicit experiment.
 - `force=true` on a finished point trains a new MLflow run in `<run dir>/.force/`; only when it
   has finished are the old results moved to `<run dir>/previous/` and the new ones put in place
-  (`_promote`; a process killed on the way is completed by the next start).
+  (`_promote`; a process killed at any step of it is completed by the next start, which then
+  trains nothing).
 A new run is created complete (tags, params, `n_params`, `config.yaml`, `param_groups.json`)
 before `mlflow_run_id` is written (it is `mlflow_run_id.pending` until then; a pending run left
 by a killed process is deleted). The MLflow run ends FINISHED, FAILED with tag `status_reason`
