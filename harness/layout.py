@@ -36,6 +36,7 @@ def plugin_config_dirs() -> list[Path]:
 # Files of a run directory.
 RUN_ID_FILE = "mlflow_run_id"  # the MLflow run id; written once the run is fully created
 PENDING_ID_FILE = "mlflow_run_id.pending"  # the id of a run still being created
+TRACKING_FILE = "tracking_uri"  # the MLflow store the run lives in (written when it is created)
 SUMMARY_FILE = "summary.json"  # final metrics; written last, present once the run FINISHED
 CONFIG_FILE = "config.yaml"  # the resolved config
 GROUPS_FILE = "param_groups.json"  # optimizer groups (lr, weight decay, parameter names)
@@ -57,6 +58,7 @@ PREVIOUS_DIR = "previous"  # the results a finished force=true attempt replaced
 RUN_FILES = (
     PENDING_ID_FILE,
     RUN_ID_FILE,
+    TRACKING_FILE,
     CONFIG_FILE,
     GROUPS_FILE,
     *CHECKPOINTS,

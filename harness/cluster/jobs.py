@@ -20,6 +20,7 @@ from submitit.core.utils import JobPaths
 from submitit.slurm.slurm import SlurmInfoWatcher
 
 from common.atomic import write_text_atomically
+from harness.damaged import set_aside
 from harness.layout import JOB_RECORD
 
 EXECUTORS = ("slurm", "local")
@@ -54,13 +55,17 @@ class JobRecord:
     folder: str  # submitit folder with `%j` still in it, as the executor was given it
     sweep: str
     submitted: str  # ISO 8601, UTC
+    # local: the start time of process `job_id` (`process_start`), so that a process id reused
+    # by an unrelated process is not taken for the job; None for SLURM (and older records)
+    process_start: str | None = None
 
     @classmethod
     def new(cls, job_id: str, executor: str, folder: str | Path, sweep: str) -> "JobRecord":
         if executor not in EXECUTORS:
             raise ValueError(f"executor {executor!r} is not one of {EXECUTORS}")
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        return cls(str(job_id), executor, str(folder), sweep, stamp)
+        started = process_start(int(job_id)) if executor == "local" else None
+        return cls(str(job_id), executor, str(folder), sweep, stamp, started)
 
     @property
     def paths(self) -> JobPaths:
@@ -72,11 +77,46 @@ class JobRecord:
 
     @classmethod
     def load(cls, run_dir: Path) -> "JobRecord | None":
-        """The latest submission of the point in `run_dir`, None if it was never submitted."""
+        """The latest submission of the point in `run_dir`, None if it was never submitted.
+
+        A damaged record (not JSON, wrong fields) is set aside with a warning
+        (`harness.damaged.set_aside`) and read as none: the point is planned by what MLflow says.
+        """
         path = run_dir / JOB_RECORD
         if not path.is_file():
             return None
-        return cls(**json.loads(path.read_text()))
+        try:
+            return cls(**json.loads(path.read_bytes().decode()))
+        except (ValueError, TypeError) as error:
+            set_aside(path, f"{type(error).__name__}: {error}")
+            return None
+
+
+def outcome_path(paths: JobPaths) -> Path:
+    """`<folder>/<job id>_<task>_outcome.json`: how the job's task ended, as JSON the job writes
+    (`write_outcome`); read instead of submitit's result pickle, which is never unpickled."""
+    return paths.result_pickle.with_name(f"{paths.job_id}_{paths.task_id}_outcome.json")
+
+
+def write_outcome(paths: JobPaths, status: str, value: object = None, error: str = "") -> None:
+    """Record (atomically) that the job's task ended `COMPLETED` with `value` or `FAILED` with
+    `error`; a value that is not JSON is recorded as its text."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        value = str(value)
+    write_json_atomically(outcome_path(paths), {"status": status, "value": value, "error": error})
+
+
+def read_outcome(paths: JobPaths) -> dict | None:
+    """The outcome the job recorded, None if it recorded none (killed) or the file is damaged."""
+    try:
+        outcome = json.loads(outcome_path(paths).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(outcome, dict) or outcome.get("status") not in ("COMPLETED", "FAILED"):
+        return None
+    return outcome
 
 
 def result_outcome(path: Path) -> str | None:
@@ -96,8 +136,36 @@ def result_outcome(path: Path) -> str | None:
     return None
 
 
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, `/proc/<pid>/stat` field 22), None
+    where there is no /proc or no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # the fields after the command name, from field 3
+
+
+def _is_the_job(record: JobRecord) -> bool:
+    """Whether the live process `record.job_id` is the job's submitit controller and not an
+    unrelated process that got the id later: same start time, else (an older record) a
+    controller's command line."""
+    pid = int(record.job_id)
+    if record.process_start is not None and Path("/proc").is_dir():
+        return process_start(pid) == record.process_start
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: the process id is all there is
+    return b"submitit.local._local" in command
+
+
 def _local_state(record: JobRecord) -> str:
-    """COMPLETED or FAILED by the result file, RUNNING while the process lives, else INTERRUPTED."""
+    """COMPLETED or FAILED by the job's outcome (or result) file, RUNNING while the process lives,
+    else INTERRUPTED."""
+    outcome = read_outcome(record.paths)
+    if outcome is not None:
+        return str(outcome["status"])
     result = record.paths.result_pickle
     if result.is_file():
         return "COMPLETED" if result_outcome(result) == "success" else "FAILED"
@@ -105,7 +173,7 @@ def _local_state(record: JobRecord) -> str:
         os.kill(int(record.job_id), 0)
     except (ProcessLookupError, PermissionError, ValueError):
         return "INTERRUPTED"
-    return "RUNNING"
+    return "RUNNING" if _is_the_job(record) else "INTERRUPTED"
 
 
 def job_states(records: list[JobRecord]) -> dict[str, str]:

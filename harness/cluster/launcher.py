@@ -47,25 +47,44 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, se
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from submitit.core.utils import JobPaths
 
 from common import UserError
 from harness.cluster import progress
-from harness.cluster.jobs import JobRecord, is_active, job_states, write_json_atomically
+from harness.cluster.jobs import (
+    JobRecord,
+    is_active,
+    job_states,
+    read_outcome,
+    write_json_atomically,
+    write_outcome,
+)
+from harness.cluster.signed import (
+    SignedLocalExecutor,
+    SignedSlurmExecutor,
+    SignedSubmission,
+    ensure_job_key,
+)
 from harness.cluster.task_env import export_dist_env
-from harness.layout import MANIFEST, RUN_ID_FILE
+from harness.layout import MANIFEST
 from harness.run.checkpoint import Preempted
 from harness.run.config import config_hash, is_operational
-from harness.run.point import point_state, run_dir, sweep_name, tracking_uri
+from harness.run.point import point_state, read_run_id, run_dir, sweep_name, tracking_uri
 from harness.run.tracking import TrackedRun
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # how often the local launcher looks for a finished job
+OUTCOME_WAIT_S = 10  # how long an ended job's outcome file is waited for
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set for every local job's processes
 
 
 class RequeueLimitExceeded(Exception):
     """A job was requeued more often than `hydra.launcher.max_requeues` allows."""
+
+
+class JobFailed(Exception):
+    """A job's failure as its outcome file tells it (the error's text)."""
 
 
 @dataclass
@@ -136,11 +155,12 @@ def _task_config(sweep_config: DictConfig) -> DictConfig:
 
 def _end_run_failed(task_cfg: DictConfig, reason: str) -> None:
     """End the point's MLflow run (if it has one yet) as FAILED with `reason`."""
-    run_id_file = run_dir(task_cfg) / RUN_ID_FILE
-    if not run_id_file.is_file():
-        log.warning("%s: no MLflow run yet to mark FAILED", run_id_file.parent)
+    directory = run_dir(task_cfg)
+    run_id = read_run_id(task_cfg, directory)
+    if run_id is None:
+        log.warning("%s: no MLflow run yet to mark FAILED", directory)
         return
-    TrackedRun(tracking_uri(task_cfg), run_id_file.read_text().strip()).end("FAILED", reason)
+    TrackedRun(tracking_uri(task_cfg), run_id).end("FAILED", reason)
 
 
 class _SweepLauncher(BaseSubmititLauncher):
@@ -174,7 +194,29 @@ class _SweepLauncher(BaseSubmititLauncher):
         singleton_state: dict[type, Singleton],
         requeues: int = 0,
     ) -> JobReturn:
-        """Run one point in the job: set up DDP variables, account requeues, run the task."""
+        """Run one point in the job and record how it ended in the job's outcome file (JSON,
+        `harness.cluster.jobs.write_outcome`), which the launcher reads instead of a pickle."""
+        paths = submitit.JobEnvironment().paths
+        try:
+            ret = self._run_point(sweep_overrides, job_dir_key, job_num, singleton_state, requeues)
+        except Exception as error:
+            write_outcome(paths, "FAILED", error=f"{type(error).__name__}: {error}")
+            raise
+        if ret.status == JobStatus.COMPLETED:
+            write_outcome(paths, "COMPLETED", ret.return_value)
+        else:
+            write_outcome(paths, "FAILED", error=str(ret._return_value))
+        return ret
+
+    def _run_point(
+        self,
+        sweep_overrides: list[str],
+        job_dir_key: str,
+        job_num: int,
+        singleton_state: dict[type, Singleton],
+        requeues: int,
+    ) -> JobReturn:
+        """Set up DDP variables, account requeues, run the task."""
         assert self.hydra_context is not None and self.config is not None
         assert self.task_function is not None
         if self.threads is not None:
@@ -228,13 +270,15 @@ class _SweepLauncher(BaseSubmititLauncher):
         return ret
 
     def checkpoint(self, *args: Any, requeues: int = 0, **kwargs: Any) -> Any:
-        """submitit's requeue protocol: resubmit the same call, counting one more requeue."""
-        return submitit.helpers.DelayedSubmission(self, *args, requeues=requeues + 1, **kwargs)
+        """submitit's requeue protocol: resubmit the same call (signed, `harness.cluster.signed`),
+        counting one more requeue."""
+        return SignedSubmission(self, *args, requeues=requeues + 1, **kwargs)
 
     # ---------------------------------------------------------------- launching side
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        ensure_job_key()  # the jobs' signing key, in the environment they inherit
         sweep = self._plan(job_overrides, initial_job_idx)
         todo = [p for p in sweep.points if p.action == "submit"]
         for point in sweep.points:
@@ -366,15 +410,29 @@ class _SweepLauncher(BaseSubmititLauncher):
         return ret
 
     @staticmethod
-    def _collect(job: submitit.Job) -> JobReturn:
-        """The job's JobReturn; a job that died without one becomes a FAILED return."""
-        try:
-            return job.results()[0]
-        except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as e:
-            ret = JobReturn()
-            ret.status = JobStatus.FAILED
-            ret.return_value = e
+    def _collect(point: Point, job: submitit.Job) -> JobReturn:
+        """The point's JobReturn from the outcome file of its ended job's first task (JSON:
+        submitit's result pickle is never loaded); a job that left none (killed) is FAILED."""
+        job.wait()
+        paths = JobPaths(job.paths.folder, job_id=str(job.job_id), task_id=0)
+        outcome = None
+        for _ in range(OUTCOME_WAIT_S):  # a slow shared file system may show it late
+            outcome = read_outcome(paths)
+            if outcome is not None:
+                break
+            time.sleep(1)
+        ret = JobReturn(overrides=point.overrides)
+        if outcome is not None and outcome["status"] == "COMPLETED":
+            ret.status = JobStatus.COMPLETED
+            ret.return_value = outcome["value"]
             return ret
+        ret.status = JobStatus.FAILED
+        ret.return_value = JobFailed(
+            outcome["error"]
+            if outcome is not None
+            else f"job {job.job_id} ended without an outcome (killed?); its log: {paths.stderr}"
+        )
+        return ret
 
     @abstractmethod
     def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
@@ -388,12 +446,14 @@ class SlurmLauncher(_SweepLauncher):
     _POLICY_KEYS = ("rerun_failed", "max_requeues", "wait")
 
     def _executor(self) -> submitit.AutoExecutor:
-        """A SLURM executor with this launcher's resources (the plugin's key mapping)."""
+        """A SLURM executor with this launcher's resources (the plugin's key mapping), writing
+        signed job files (`harness.cluster.signed`)."""
+        folder = self.params["submitit_folder"]
         executor = submitit.AutoExecutor(
-            cluster="slurm",
-            folder=self.params["submitit_folder"],
-            slurm_max_num_timeout=self.max_requeues,
+            cluster="slurm", folder=folder, slurm_max_num_timeout=self.max_requeues
         )
+        # AutoExecutor only translates the generic keys; the SLURM executor it wraps is ours.
+        executor._executor = SignedSlurmExecutor(folder, max_num_timeout=self.max_requeues)
         generic = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(
             **{
@@ -419,7 +479,7 @@ class SlurmLauncher(_SweepLauncher):
             return [self._completed_return(p, job_id=p.job_id) for p in todo]
         returns = []
         for point, job in zip(todo, jobs, strict=True):  # in submission order
-            returns.append(self._collect(job))
+            returns.append(self._collect(point, job))
             self._finished(point, returns[-1])
         return returns
 
@@ -516,7 +576,7 @@ class LocalLauncher(_SweepLauncher):
         )
         threads_env = dict.fromkeys(THREAD_VARIABLES, str(self.threads))
         params = {k: v for k, v in self.params.items() if k != "submitit_folder"}
-        executor = submitit.LocalExecutor(
+        executor = SignedLocalExecutor(
             folder=self.params["submitit_folder"], max_num_timeout=self.max_requeues
         )
         executor.update_parameters(**params)
@@ -536,8 +596,9 @@ class LocalLauncher(_SweepLauncher):
             time.sleep(POLL_S)
             for index, (job, gpus) in list(running.items()):
                 if job.done():
-                    returns[index] = self._collect(job)
-                    self._finished(next(p for p in todo if p.index == index), returns[index])
+                    point = next(p for p in todo if p.index == index)
+                    returns[index] = self._collect(point, job)
+                    self._finished(point, returns[index])
                     slots.append(gpus)
                     del running[index]
         return [returns[p.index] for p in todo]

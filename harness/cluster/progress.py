@@ -47,11 +47,13 @@ def _value_text(metric: str, value: float) -> str:
 
 
 def _score(run_dir: Path) -> tuple[str, float]:
-    """The first of METRICS in `<run_dir>/summary.json`, or ("", NaN)."""
-    path = run_dir / SUMMARY_FILE
-    if not path.is_file():
+    """The first of METRICS in `<run_dir>/summary.json`, or ("", NaN) without a readable one."""
+    try:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_bytes())
+    except (OSError, ValueError):  # none, or damaged: the point's own run reports that
         return "", math.nan
-    summary = json.loads(path.read_text())
+    if not isinstance(summary, dict):
+        return "", math.nan
     for key in METRICS:
         if isinstance(summary.get(key), int | float):
             return key, float(summary[key])

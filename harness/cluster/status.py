@@ -29,6 +29,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from common import UserError
+from harness import damaged
 from harness.cli import exits_on_user_error
 from harness.cluster.jobs import JobRecord, is_active, job_states
 from harness.layout import MANIFEST, PROJECT_ROOT, RUN_ID_FILE
@@ -104,11 +105,11 @@ def find_manifest(sweep: str | None, sweeps_dir: Path) -> Path:
 
 
 def _run_view(client: MlflowClient, run_dir: Path) -> RunView | None:
-    id_file = run_dir / RUN_ID_FILE
-    if not id_file.is_file():
+    run_id = damaged.read_text(run_dir / RUN_ID_FILE, damaged.RUN_ID)
+    if run_id is None:
         return None
     try:
-        run = with_retries(client.get_run, id_file.read_text().strip())
+        run = with_retries(client.get_run, run_id)
     except MlflowException:
         return None
     tags = run.data.tags

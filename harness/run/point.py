@@ -5,14 +5,18 @@ A point is identified by `config_hash(cfg)`; its run directory `<paths.runs_dir>
 `summary.json`. `execute` runs it:
 - its MLflow run FINISHED: log "already finished" and return the stored summary;
 - `summary.json` there but the run is not in this store: an error naming the store where it
-  finished (a finished result is never retrained or deleted silently);
+  finished (a finished result is never retrained or deleted silently); likewise an unfinished run
+  of another store (`tracking_uri` in the run directory names it) is not resumed here and its
+  checkpoints are kept, unless `resume=false` starts the point over;
+- a damaged `mlflow_run_id` is set aside (`harness.damaged`) and the id taken from MLflow;
 - its MLflow run unfinished (RUNNING, KILLED) or FAILED and `resume=true`: continue in the same
   MLflow run from the newest intact checkpoint (a damaged one is reported and the previous one
   used), adding 1 to the run's `requeues` tag; params and artifacts it lacks are logged;
 - otherwise (new, or `resume=false`): start a new MLflow run in the explicit experiment.
 - `force=true` on a finished point trains a new MLflow run in `<run dir>/.force/`; only when it
   has finished are the old results moved to `<run dir>/previous/` and the new ones put in place
-  (`_promote`; a process killed on the way is completed by the next start).
+  (`_promote`; a process killed at any step of it is completed by the next start, which then
+  trains nothing).
 A new run is created complete (tags, params, `n_params`, `config.yaml`, `param_groups.json`)
 before `mlflow_run_id` is written (it is `mlflow_run_id.pending` until then; a pending run left
 by a killed process is deleted). The MLflow run ends FINISHED, FAILED with tag `status_reason`
@@ -43,8 +47,10 @@ import models
 import tasks
 from common import UserError
 from common.atomic import write_text_atomically
+from harness import damaged
 from harness.cli import make_folder
 from harness.layout import (
+    CHECKPOINTS,
     CONFIG_FILE,
     FORCE_DIR,
     GROUPS_FILE,
@@ -57,6 +63,7 @@ from harness.layout import (
     RUN_FILES,
     RUN_ID_FILE,
     SUMMARY_FILE,
+    TRACKING_FILE,
 )
 from harness.run import checkpoint, distributed, schema, tracking
 from harness.run.config import config_hash, flatten, resolved
@@ -78,12 +85,39 @@ def tracking_uri(cfg: DictConfig) -> str:
     return tracking.resolve_uri(cfg.tracking.uri)
 
 
+def read_run_id(cfg: DictConfig, directory: Path) -> str | None:
+    """The MLflow run id in `<directory>/mlflow_run_id`, None without one.
+
+    A damaged file (not UTF-8, not a run id) is set aside (`harness.damaged`) and the point is
+    taken as MLflow knows it: the run its `summary.json` names, else the newest run of its config
+    hash other than a force=true attempt's (in `.force/`); that id is written back. None if there
+    is none.
+    """
+    id_file = directory / RUN_ID_FILE
+    if not id_file.exists():
+        return None
+    run_id = damaged.read_text(id_file, damaged.RUN_ID)
+    if run_id is not None:
+        return run_id
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        named = json.loads((directory / SUMMARY_FILE).read_bytes()).get("mlflow_run_id")
+        run_id = named if damaged.RUN_ID.fullmatch(str(named)) else None
+    if run_id is None:
+        attempt = damaged.read_text(directory / FORCE_DIR / RUN_ID_FILE, damaged.RUN_ID)
+        uri, experiment = tracking_uri(cfg), str(cfg.tracking.experiment)
+        run_id = tracking.find_run(uri, experiment, config_hash(cfg), exclude={attempt})
+    if run_id is not None:
+        log.warning("%s: restored from MLflow (run %s)", id_file, run_id)
+        write_text_atomically(id_file, f"{run_id}\n")
+    return run_id
+
+
 def point_state(cfg: DictConfig) -> str:
     """`new` | `unfinished` | `finished` | `failed`, from the run directory and MLflow (cheap)."""
-    id_file = run_dir(cfg) / RUN_ID_FILE
-    if not id_file.exists():
+    run_id = read_run_id(cfg, run_dir(cfg))
+    if run_id is None:
         return "new"
-    status = tracking.run_status(tracking_uri(cfg), id_file.read_text().strip())
+    status = tracking.run_status(tracking_uri(cfg), run_id)
     if status is None:
         return "new"
     return {"FINISHED": "finished", "FAILED": "failed"}.get(status, "unfinished")
@@ -141,11 +175,11 @@ def _delete_pending_run(cfg: DictConfig, directory: Path) -> None:
     """A run whose creation a killed process did not complete holds no results: delete it."""
     pending = directory / PENDING_ID_FILE
     if pending.is_file():
-        run_id = pending.read_text().strip()
+        run_id = damaged.read_text(pending, damaged.RUN_ID)
         if run_id and tracking.run_status(tracking_uri(cfg), run_id) is not None:
             log.info("deleting MLflow run %s: its creation was interrupted", run_id)
             tracking.TrackedRun(tracking_uri(cfg), run_id).delete()
-        pending.unlink()
+        pending.unlink(missing_ok=True)
 
 
 def _clear(cfg: DictConfig, directory: Path) -> None:
@@ -170,8 +204,9 @@ def read_summary(directory: Path) -> dict[str, Any] | None:
         if isinstance(summary, dict):
             return summary
         why = f"holds a {type(summary).__name__}, not an object"
-    id_file = directory / RUN_ID_FILE
-    run_id = id_file.read_text().strip() if id_file.is_file() else "<run id>"
+    run_id = "<run id>"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        run_id = (directory / RUN_ID_FILE).read_text().strip() or run_id
     raise UserError(
         f"{path} is damaged ({why}); restore it from its MLflow run with `mlflow artifacts "
         f"download -r {run_id} -a {SUMMARY_FILE} -d {directory}`, or rerun with force=true"
@@ -195,13 +230,40 @@ def _finished_elsewhere(cfg: DictConfig, directory: Path, summary: dict[str, Any
     )
 
 
+def _unfinished_elsewhere(cfg: DictConfig, directory: Path) -> UserError | None:
+    """The refusal to resume a point whose unfinished run lives in another store (its checkpoints
+    would be lost to a fresh start here); None when nothing of another store is in `directory`.
+
+    The store is the one `<directory>/tracking_uri` records; a directory written before that file
+    existed counts as another store's when it holds a checkpoint.
+    """
+    run_id = read_run_id(cfg, directory)
+    if run_id is None:
+        return None
+    owner = damaged.read_text(directory / TRACKING_FILE)
+    here = tracking_uri(cfg)
+    has_checkpoint = any((directory / name).exists() for name in CHECKPOINTS)
+    if owner == here or (owner is None and not has_checkpoint):
+        return None  # its run was deleted from this store: nothing to keep
+    where = owner or "another MLflow store (not recorded)"
+    return UserError(
+        f"point {directory.name} has an unfinished MLflow run {run_id} in {where} (checkpoints "
+        f"in {directory}), not in tracking.uri {here}; resume it there with tracking.uri="
+        f"{owner or '<that store>'}, or start it over in this store with resume=false (its "
+        "checkpoints are deleted)"
+    )
+
+
 def _plan(cfg: DictConfig, directory: Path) -> Plan:
-    if _promotion_pending(directory):
+    promoted = _promotion_pending(directory)
+    if promoted:
         log.info("completing the replacement of %s by its finished force=true run", directory)
         _promote(directory)
     state = point_state(cfg)
     summary = read_summary(directory)
-    if cfg.force and (state == "finished" or summary is not None):
+    if cfg.force and promoted and state == "finished":
+        log.info("the force=true run of %s finished and is in place; not training again", directory)
+    elif cfg.force and (state == "finished" or summary is not None):
         return _plan_force(cfg, directory)
     if state == "finished":
         log.info(
@@ -212,10 +274,15 @@ def _plan(cfg: DictConfig, directory: Path) -> Plan:
         return Plan("finished", directory, summary=summary or {})
     if summary is not None and (state == "new" or not cfg.resume):
         raise _finished_elsewhere(cfg, directory, summary)
+    run_id = read_run_id(cfg, directory)
     if state in ("unfinished", "failed") and cfg.resume:
-        return Plan("resume", directory, run_id=(directory / RUN_ID_FILE).read_text().strip())
+        return Plan("resume", directory, run_id=run_id)
+    if state == "new" and cfg.resume:
+        refusal = _unfinished_elsewhere(cfg, directory)
+        if refusal is not None:
+            raise refusal
     if state == "unfinished":
-        old = tracking.TrackedRun(tracking_uri(cfg), (directory / RUN_ID_FILE).read_text().strip())
+        old = tracking.TrackedRun(tracking_uri(cfg), str(run_id))
         old.end("KILLED", reason="superseded: restarted with resume=false")
     _clear(cfg, directory)
     return Plan("fresh", directory)
@@ -225,9 +292,9 @@ def _plan_force(cfg: DictConfig, directory: Path) -> Plan:
     """A fresh attempt in `<run dir>/.force/` (an earlier unfinished attempt there is dropped)."""
     workdir = directory / FORCE_DIR
     if workdir.exists():
-        id_file = workdir / RUN_ID_FILE
-        if id_file.is_file():
-            old = tracking.TrackedRun(tracking_uri(cfg), id_file.read_text().strip())
+        run_id = damaged.read_text(workdir / RUN_ID_FILE, damaged.RUN_ID)
+        if run_id is not None:
+            old = tracking.TrackedRun(tracking_uri(cfg), run_id)
             if tracking.run_status(old.uri, old.run_id) not in (None, "FINISHED"):
                 old.end("KILLED", reason="superseded: a new force=true attempt")
         _delete_pending_run(cfg, workdir)
@@ -239,13 +306,17 @@ def _plan_force(cfg: DictConfig, directory: Path) -> Plan:
 def _promote(directory: Path) -> None:
     """Put a finished force=true attempt in place; the results it replaces go to `previous/`.
 
-    Three phases, each a series of renames and each safe to repeat, so that a process killed
-    in the middle is completed by the next start (`_plan`): the old results move to `.old/`
-    (then marked complete), the new ones move in from `.force/` (the summary last), and `.old/`
-    becomes `previous/` (replacing the generation before it).
+    Three phases of renames; the files on disk tell which one a killed process was in, and the
+    next start (`_plan`) completes it from there, losing nothing and training nothing:
+    1. stash: the old results move to `.old/`, then `.old/.complete` marks them all there
+       (`.old/` unmarked while `.force/` still exists: repeat the stash);
+    2. install: the new results move in from `.force/` (the summary last), `.force/` is removed
+       (`.old/` marked: repeat the install);
+    3. retire: the mark is removed, `.old/` replaces `previous/` (the generation before it)
+       (`.old/` unmarked and no `.force/`: the install is done, only retire).
     """
     workdir, old = directory / FORCE_DIR, directory / OLD_DIR
-    if not (old / PROMOTED_MARK).exists():
+    if not (old / PROMOTED_MARK).exists() and workdir.exists():
         old.mkdir(exist_ok=True)
         for name in reversed(RUN_FILES):
             if (directory / name).exists():
@@ -256,7 +327,7 @@ def _promote(directory: Path) -> None:
             if (workdir / name).exists():
                 os.replace(workdir / name, directory / name)
         shutil.rmtree(workdir)
-    (old / PROMOTED_MARK).unlink()
+    (old / PROMOTED_MARK).unlink(missing_ok=True)
     previous = directory / PREVIOUS_DIR
     if previous.exists():
         shutil.rmtree(previous)
@@ -428,6 +499,7 @@ def _create_run(
     )
     pending = workdir / PENDING_ID_FILE
     pending.write_text(run.run_id)
+    write_text_atomically(workdir / TRACKING_FILE, uri + "\n")
     try:
         run.log_params(params)
         run.set_tags({"objective": data.info.objective})

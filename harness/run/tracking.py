@@ -5,11 +5,16 @@ The default store is a SQLite file inside the project (`results/mlflow.db`, arti
 else `MLFLOW_TRACKING_URI`, points at any other MLflow store (a tracking server on a cluster).
 
 Facts this module is built around (mlflow 3.17.2): processes that create a fresh SQLite store at the
-same moment crash in table setup, and processes that race to create an experiment put runs in the
-Default experiment. So `prepare_store` creates the store and the experiment under an exclusive file
-lock, the launching process calls it before any job starts (`harness.run.callbacks`), and every run
-is created with an explicit experiment id. SQLite answers "database is locked" under many concurrent
-writers; every call here is retried with exponential backoff.
+same moment crash in table setup; a process killed (or failing) while MLflow creates the tables
+leaves a store that fails for good (`table ... already exists`); processes that race to create an
+experiment put runs in the Default experiment. So a SQLite store is built in a temporary file
+beside it and moved into place only once complete (`_create_sqlite_store`), under an exclusive file
+lock `<db>.lock` that a second process waits on; `prepare_store` creates the experiment under the
+same lock, the launching process calls it before any job starts (`harness.run.callbacks`), and
+every run is created with an explicit experiment id. A store found half-built (its schema not at
+MLflow's head and no run in it: left by an older version killed in table setup) is set aside as
+`<db>.broken` with a warning and built afresh. SQLite answers "database is locked" under many
+concurrent writers; every call here is retried with exponential backoff.
 
 A tracking server that does not answer is a user error within seconds: `prepare_store` first
 opens a TCP connection with a timeout of `CONNECT_TIMEOUT_S`, and MLflow's own HTTP timeout and
@@ -22,11 +27,13 @@ per metric and step), and only the params it does not have yet.
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
 import random
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -140,6 +147,81 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _schema_version(db: Path) -> str | None:
+    """The MLflow schema revision recorded in the SQLite file `db` (read only), None if none."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        try:
+            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        except sqlite3.DatabaseError:  # no such table, or not a database
+            return None
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def _holds_runs(db: Path) -> bool:
+    """Whether the SQLite file `db` has a `runs` table with a row in it."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        try:
+            return connection.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is not None
+        except sqlite3.DatabaseError:
+            return False
+
+
+@functools.cache
+def _head_revision(uri: str) -> str:
+    """MLflow's newest schema revision (what a store it creates is at)."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    return str(ScriptDirectory.from_config(_get_alembic_config(uri)).get_current_head())
+
+
+def _build_sqlite_store(uri: str, target: Path) -> None:
+    """MLflow's tables (and its Default experiment) in the new SQLite file `target`."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    target_uri = f"{SQLITE_PREFIX}{target}"
+    SqlAlchemyStore(target_uri, artifact_location(uri))
+    engine = SqlAlchemyStore._engine_map.pop(target_uri, None)  # drop MLflow's cached engine
+    if engine is not None:
+        engine.dispose()
+
+
+def _create_sqlite_store(uri: str) -> None:
+    """Holding the store lock: make sure the SQLite store of `uri` exists complete.
+
+    It is built in `.<db>.creating-<pid>` beside it and renamed into place, so a kill leaves no
+    store (and that temporary, removed by the next call) rather than a half-built one.
+    """
+    db = sqlite_path(uri)
+    if db is None:
+        return
+    for stale in db.parent.glob(f".{db.name}.creating-*"):
+        stale.unlink(missing_ok=True)
+    if db.exists():
+        if _holds_runs(db) or _schema_version(db) == _head_revision(uri):
+            return
+        aside = db.with_name(db.name + ".broken")
+        os.replace(db, aside)
+        log.warning("%s is a half-built MLflow store without runs; set aside as %s", db, aside)
+    temporary = db.with_name(f".{db.name}.creating-{os.getpid()}")
+    try:
+        _build_sqlite_store(uri, temporary)
+        os.replace(temporary, db)
+    finally:
+        temporary.unlink(missing_ok=True)
+    log.info("created the MLflow store %s", db)
+
+
+def ensure_store(uri: str) -> None:
+    """Create a SQLite store that does not exist yet, under its lock (waiting for a process that
+    is creating it); nothing for a store that exists or a server."""
+    db = sqlite_path(uri)
+    if db is None or db.exists():
+        return
+    with _store_lock(uri):
+        _create_sqlite_store(uri)
+
+
 def _check_supported(uri: str) -> None:
     scheme = uri.split(":", 1)[0] if "://" in uri else ""
     if scheme in ("", "file") and not os.environ.get("MLFLOW_ALLOW_FILE_STORE"):
@@ -180,6 +262,7 @@ def prepare_store(uri: str, experiment: str) -> str:
 
 def _prepare(uri: str, experiment: str) -> str:
     with _store_lock(uri):
+        _create_sqlite_store(uri)
         client = with_retries(MlflowClient, tracking_uri=uri)
         found = with_retries(client.get_experiment_by_name, experiment)
         if found is None:
@@ -226,6 +309,7 @@ def runs_table_url(base_url: str, experiment_id: str) -> str:
 
 def run_status(uri: str, run_id: str) -> str | None:
     """MLflow status of a run (`RUNNING`, `FINISHED`, `FAILED`, `KILLED`, ...), None if gone."""
+    ensure_store(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
         run = with_retries(client.get_run, run_id)
@@ -237,6 +321,23 @@ def run_status(uri: str, run_id: str) -> str | None:
             "that tracking.uri names a reachable store"
         ) from None
     return None if run.info.lifecycle_stage == "deleted" else run.info.status
+
+
+def find_run(uri: str, experiment: str, digest: str, exclude: set[str | None]) -> str | None:
+    """The id of the newest live run tagged `config_hash=<digest>` in `experiment` that is not in
+    `exclude`, or None."""
+    ensure_store(uri)
+    client = MlflowClient(tracking_uri=uri)
+    found = with_retries(client.get_experiment_by_name, experiment)
+    if found is None:
+        return None
+    runs = with_retries(
+        client.search_runs,
+        [found.experiment_id],
+        filter_string=f"tags.config_hash = '{digest}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return next((r.info.run_id for r in runs if r.info.run_id not in exclude), None)
 
 
 class TrackedRun:
