@@ -504,10 +504,10 @@ def test_only_the_release_known_empty_image_is_skipped(tmp_path, caplog):
     root = fx.write_pathfinder(tmp_path / "data", 32, n=4, difficulty="curv_baseline")
     (root / "curv_baseline" / "imgs" / "0" / "sample_172.png").write_bytes(b"")
     append_line(root / "curv_baseline" / "metadata" / "0.npy", "imgs/0 sample_172.png 172 1")
-    options = {"data_dir": str(root), "difficulty": "curv_baseline", "val_fraction": 0.0}
-    data = tasks.build("pathfinder", **options, test_fraction=0.0, cache_dir=str(tmp_path / "c"))
-    assert len(data.train) == 4
+    options = {"data_dir": str(root), "difficulty": "curv_baseline", "val_fraction": 0.25}
+    data = tasks.build("pathfinder", **options, test_fraction=0.25, cache_dir=str(tmp_path / "c"))
+    assert (len(data.train), len(data.val), len(data.test)) == (2, 1, 1)
     assert "sample_172.png" in caplog.text
     (root / "curv_baseline" / "imgs" / "0" / "sample_2.png").write_bytes(b"")
     with pytest.raises(UserError, match=r"sample_2.png: cannot decode the PNG"):
-        tasks.build("pathfinder", **options, test_fraction=0.0, cache_dir=str(tmp_path / "c"))
+        tasks.build("pathfinder", **options, test_fraction=0.25, cache_dir=str(tmp_path / "c"))
