@@ -125,10 +125,13 @@ def carve_validation(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray
     return perm[:train_len], perm[train_len:]
 
 
-def split_lengths(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+def split_lengths(
+    n: int, val_fraction: float, test_fraction: float, source: str | None = None
+) -> tuple[int, int, int]:
     """(train, val, test) lengths of the S4 Pathfinder rule: val int(val_fraction * n), test
     int(test_fraction * n), train the rest. A split left empty is a `UserError` naming the
-    option (a split without an item yields no batch), checked before any data is made."""
+    option, and `source` (what holds the n items) when given: a split without an item yields
+    no batch. Callers check it before any data is decoded or generated."""
     check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
@@ -142,9 +145,10 @@ def split_lengths(n: int, val_fraction: float, test_fraction: float) -> tuple[in
         ("test_fraction", test_fraction, test_len),
     ):
         if length == 0:
+            where = f"{source}: " if source else ""
             raise UserError(
-                f"task.{key}={fraction} of {n} item(s) gives an empty split, which would yield "
-                "no batch; raise it (to at least 1 item) or add data"
+                f"{where}task.{key}={fraction} of {n} item(s) gives an empty split, which would "
+                "yield no batch; raise it (to at least 1 item) or add data"
             )
     return n - val_len - test_len, val_len, test_len
 

@@ -105,12 +105,18 @@ def read_tsv(path: Path, n_columns: int, header: Sequence[str] | None) -> list[l
     Lines end at "\n" only and fields are split at tabs only (the LRA files quote nothing; the
     documents may hold form feeds and other characters that `str.splitlines` would split at).
     A row with another number of fields is a `UserError` naming the file and its 1-based line
-    number; so are a file that is not UTF-8 and a file without data rows.
+    number; so are a file that is not UTF-8, a file without data rows, and a last row without
+    its line break (a truncated file: its last field may be cut short).
     """
     text = read_text(path)
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines[-1] == "":
         lines.pop()
+    else:  # the release's files end with a line break
+        raise UserError(
+            f"{path}: line {len(lines)} (the last) has no line break at its end, so the file "
+            "looks truncated; re-extract it from the release"
+        )
     start = 0
     if header is not None:
         if not lines or lines[0].split("\t") != list(header):
@@ -137,10 +143,11 @@ def read_tsv(path: Path, n_columns: int, header: Sequence[str] | None) -> list[l
 def parse_label(path: Path, text: str, n_classes: int, line: int) -> int:
     """An integer label from a text field such as "3" or "1.0", in [0, n_classes).
 
-    A non-integer or out-of-range value is a `UserError` naming `path` and its `line` number.
+    A non-integer or out-of-range value, or one written in other than ASCII digits (Python's
+    `float` would read "٣" as 3), is a `UserError` naming `path` and its `line` number.
     """
     try:
-        number = float(text)
+        number = float(text) if text.isascii() else float("nan")
     except ValueError:
         number = float("nan")
     if not (np.isfinite(number) and number.is_integer() and 0 <= number < n_classes):

@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from common import UserError
-from tasks.arrays import ArrayDataset, Normalize, three_way_split
+from tasks.arrays import ArrayDataset, Normalize, split_lengths, three_way_split
 from tasks.base import TASKS, TaskData, TaskInfo
 from tasks.cache import load_or_build
 from tasks.files import LRA_RELEASE, RELEASE, dataset_folder, inside, parse_label, read_text
@@ -65,6 +65,13 @@ def _metadata_files(task: str, root: Path, resolution: int, difficulty: str) -> 
     return sorted(files, key=lambda p: int(p.stem))
 
 
+def _named(metadata: list[Path]) -> str:
+    """The metadata file, or its folder's `<k>.npy` when there are several, for a message."""
+    if len(metadata) == 1:
+        return str(metadata[0])
+    return f"{metadata[0].parent}/<k>.npy ({len(metadata)} files)"
+
+
 def read_pathfinder_metadata(
     task: str, root: Path, resolution: int, difficulty: str
 ) -> tuple[list[Path], np.ndarray, list[Path]]:
@@ -96,7 +103,7 @@ def read_pathfinder_metadata(
             labels.append(parse_label(meta, row[3], N_CLASSES, number))
     if not images:
         raise UserError(
-            f"{', '.join(map(str, metadata))}: the metadata file(s) list no images; expected "
+            f"{_named(metadata)}: the metadata file(s) list no images; expected "
             f"lines 'imgs/<k> <file> <n> <label>', re-extract {difficulty}/ from {LRA_RELEASE}"
         )
     if missing:
@@ -165,6 +172,8 @@ def load_pathfinder(
     folder = f"pathfinder{resolution}"
     root = dataset_folder(name, data_dir, folder, DIFFICULTIES, layout, LRA_RELEASE, RELEASE)
     images, labels, metadata = read_pathfinder_metadata(name, root, resolution, difficulty)
+    listed_in = f"{_named(metadata)} (listing {len(images)} images)"
+    split_lengths(len(images), val_fraction, test_fraction, listed_in)  # before decoding
     config = {"resolution": resolution, "difficulty": difficulty}
 
     def build() -> dict[str, np.ndarray]:

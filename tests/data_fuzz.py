@@ -253,7 +253,7 @@ def pathfinder_file(mutate: Mutation, pick: str) -> Mutation:
 
 
 def _review(rng: random.Random, root: Path) -> Path:
-    return rng.choice(sorted(root.glob("t*/*/*.txt")))
+    return rng.choice(sorted(root.glob("t*/[np]*/*.txt")))  # the folders read (not unsup/)
 
 
 def text_misshape(rng: random.Random, root: Path) -> Case:
