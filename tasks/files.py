@@ -61,21 +61,17 @@ def dataset_folder(
 
     folder: the dataset folder's published name (`cifar-10-batches-py`, `listops-1000`, ...).
     markers: paths relative to the dataset folder, one of which exists in it (its files).
-    release: the folder of the unpacked archive that holds `folder` one level down (the LRA
-        release unpacks to `lra_release/lra_release/<folder>`), also accepted as `data_dir`.
-    Candidates, in order: data_dir itself, data_dir/folder, data_dir/release/folder; the first
-    holding a marker is used and named in one log line. With none, the first that is a folder
-    (so a missing-file error lists the files under the folder the user meant).
+    release: the archive's top folder (the LRA release unpacks to
+        `lra_release/lra_release/<folder>`): then `data_dir` may also be either `lra_release/`.
+    Candidates, in order: data_dir itself, data_dir/folder, data_dir/release/folder,
+    data_dir/release/release/folder; the first holding a marker is used and named in one log
+    line. With none, the first that is a folder (so a missing-file error lists the files
+    under the folder the user meant), else data_dir.
     """
     root = data_root(task, data_dir, layout, published)
-    candidates = [
-        (root, "the dataset folder itself"),
-        (root / folder, f"the folder holding {folder}/"),
-    ]
-    if release is not None:
-        candidates.append(
-            (root / release / folder, f"the unpacked release holding {release}/{folder}/")
-        )
+    nests = [folder] + ([f"{release}/{folder}", f"{release}/{release}/{folder}"] if release else [])
+    candidates = [(root, "the dataset folder itself")]
+    candidates += [(root / nest, f"the folder holding {nest}/") for nest in nests]
     for path, role in candidates:
         if any((path / marker).exists() for marker in markers):
             log.info("task %r: reading %s (task.data_dir is %s)", task, path, role)
