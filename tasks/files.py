@@ -220,7 +220,10 @@ def inside(root: Path, relative: str, listed_in: str) -> Path:
     """
     path = root / relative
     base = root.resolve()
-    target = path.resolve()
+    try:
+        target = path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte; a loop (3.11: RuntimeError)
+        raise UserError(f"{listed_in}: names {relative!r}, not a usable path ({exc})") from None
     if target != base and base not in target.parents:
         raise UserError(
             f"{listed_in}: names {relative!r}, which resolves to {target}, outside the dataset "

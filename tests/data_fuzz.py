@@ -214,7 +214,7 @@ def pathfinder_mislabel(rng: random.Random, root: Path) -> Case:
 
 
 def pathfinder_misshape(rng: random.Random, root: Path) -> Case:
-    kind = rng.choice(["fields", "size", "bomb", "outside", "absolute", "rgb"])
+    kind = rng.choice(["fields", "size", "bomb", "outside", "absolute", "rgb", "nul"])
     meta = _metadata(root)
     if kind in ("size", "bomb", "rgb"):
         image = _image(rng, root)
@@ -231,6 +231,8 @@ def pathfinder_misshape(rng: random.Random, root: Path) -> Case:
     fields = lines[at].split()
     if kind == "fields":
         fields = fields[: rng.randrange(0, 4)]
+    elif kind == "nul":
+        fields[1] = fields[1].replace("_", "\x00")
     else:
         outside = root.parent.parent / "outside.png"
         Image.fromarray(np.full((32, 32), 7, np.uint8)).save(outside)

@@ -36,7 +36,7 @@ def test_damaged_data_gives_one_line_naming_the_file(name, tmp_path, caplog):
 @pytest.mark.parametrize("name", df.LOADERS)
 def test_damaged_data_fuzz_long(name, tmp_path, caplog):
     caplog.set_level(logging.ERROR)
-    check([name], 40, tmp_path, first_seed=1000)
+    check([name], 100, tmp_path, first_seed=1000)
 
 
 def test_the_fuzzer_catches_what_it_is_meant_to(tmp_path, monkeypatch):

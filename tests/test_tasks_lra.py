@@ -634,6 +634,16 @@ def test_pathfinder_metadata_cannot_name_an_image_outside_the_dataset(tmp_path):
     assert f"resolves to {outside}, outside the dataset folder" in message
 
 
+@pytest.mark.parametrize("line", ["imgs/0 sample\x001.png 10 1", "loop sample_1.png 10 1"])
+def test_pathfinder_metadata_naming_an_unusable_path_is_named(tmp_path, line):
+    root = fixture_dir("pathfinder", tmp_path)
+    loop = root / "curv_contour_length_14" / "loop"
+    loop.symlink_to(loop)  # resolves to itself: a symlink loop
+    meta = pathfinder_line(root, line)
+    message = one_line_error("pathfinder", root, tmp_path)
+    assert f"{meta}, line 11: names " in message
+
+
 def test_pathfinder_image_symlinked_outside_the_dataset_is_refused(tmp_path):
     root = fixture_dir("pathfinder", tmp_path)
     outside = tmp_path / "elsewhere.png"
