@@ -1,7 +1,12 @@
 """Finding and reading the source files of the real datasets, with user-facing errors.
 
-Every problem a user can cause here (no `data_dir`, missing files, a malformed row, a label out
-of range) raises `common.UserError` naming the file (and row or item) and the fix.
+Every problem a user can cause here (no `data_dir`, missing or unreadable files, a malformed or
+truncated row, a label that is not an integer in range, a broken symlink, a file where a folder
+belongs, a path in a data file that leads outside the dataset folder) raises `common.UserError`
+naming the file (and line or item), what was expected and the fix, on one line.
+
+`task.data_dir` may name the dataset's own folder or a folder holding it (`dataset_folder`); the
+folder used is named in one log line.
 """
 
 import logging
