@@ -69,9 +69,10 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = _BatchUnpickler(io.BytesIO(read_bytes(path)), encoding="bytes").load()
     except Exception as exc:  # garbage makes the unpickler raise almost any type
+        reason = " ".join(str(exc).split())[:200]  # one line
         raise UserError(
-            f"{path}: not a CIFAR-10 batch ({type(exc).__name__}: {exc}); the file is truncated, "
-            f"corrupt or something else, re-extract it from {CIFAR_PAGE}"
+            f"{path}: not a CIFAR-10 batch ({type(exc).__name__}: {reason}); the file is "
+            f"truncated, corrupt or something else, re-extract it from {CIFAR_PAGE}"
         ) from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise UserError(f"{path}: not a CIFAR-10 python batch (needs keys b'data', b'labels')")

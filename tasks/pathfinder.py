@@ -142,7 +142,7 @@ def _decode(path: Path, resolution: int) -> np.ndarray:
     except UserError:
         raise
     except Exception as exc:  # a damaged file makes PIL raise almost any type
-        reason = str(exc).replace("\n", " ")[:200]
+        reason = " ".join(str(exc).split())[:200]  # one line
         raise UserError(
             f"{path}: cannot decode the PNG ({type(exc).__name__}: {reason}); the file is "
             "corrupt, re-extract it"
