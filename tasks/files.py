@@ -10,6 +10,7 @@ folder used is named in one log line.
 """
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -178,10 +179,15 @@ def labels_array(source: Path, values: object, n_classes: int) -> np.ndarray:
             f"list of integers in [0, {n_classes}); the file is malformed"
         )
     for item, value in enumerate(values):
-        ok = isinstance(value, int | np.integer | float | np.floating) and not isinstance(
-            value, bool | np.bool_
-        )
-        if not (ok and np.isfinite(value) and float(value).is_integer() and 0 <= value < n_classes):
+        if isinstance(value, bool | np.bool_):
+            ok = False
+        elif isinstance(value, int | np.integer):  # any size: no float conversion
+            ok = 0 <= value < n_classes
+        elif isinstance(value, float | np.floating):
+            ok = math.isfinite(value) and float(value).is_integer() and 0 <= value < n_classes
+        else:
+            ok = False
+        if not ok:
             raise UserError(
                 f"{source}: item {item} has label {_short(value)}, expected an integer in "
                 f"[0, {n_classes}); the file is malformed"

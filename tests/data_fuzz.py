@@ -142,7 +142,7 @@ def _dump_batch(path: Path, batch: object) -> None:
 
 def cifar_mislabel(rng: random.Random, path: Path) -> Case:
     batch = _load_batch(path)
-    bad = rng.choice(["3", b"3", "cat", -1, 10, 2.5, float("nan"), None, [1], 1e30])
+    bad = rng.choice(["3", b"3", "cat", -1, 10, 2.5, float("nan"), None, [1], 1e30, 10**400, True])
     choice = rng.choice(["one", "all-strings", "not-a-list"])
     if choice == "one":
         batch[b"labels"][rng.randrange(len(batch[b"labels"]))] = bad

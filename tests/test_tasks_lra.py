@@ -532,7 +532,7 @@ def one_line_error(name: str, root: Path, tmp_path: Path, **options) -> str:
 
 
 NOT_INT_LABELS = [["3", "1", "0", "2"], [1, None, 2, 3], [1, 2.5, 0, 0], [1, float("nan"), 0, 0],
-                  [[1], 2, 3, 4], "0123", 7]  # fmt: skip
+                  [[1], 2, 3, 4], [1, 10**400, 0, 0], [True, 1, 0, 0], "0123", 7]  # fmt: skip
 
 
 @pytest.mark.parametrize("labels", NOT_INT_LABELS)
