@@ -109,22 +109,29 @@ def _permutation(n: int, seed: int) -> np.ndarray:
 def carve_validation(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) row indices: the S4 rule, train length int(n * (1 - val_fraction)).
 
+    An empty train split is a `UserError`; an empty val split (val_fraction 0) is the caller's
+    to handle.
+
     Equal to `random_split(range(n), [train_len, n - train_len], Generator().manual_seed(seed))`.
     """
     check_fraction("val_fraction", val_fraction)
     perm = _permutation(n, seed)
     train_len = int(n * (1.0 - val_fraction))
+    if train_len == 0:
+        raise UserError(
+            f"task.val_fraction={val_fraction} of {n} training item(s) leaves none to train on; "
+            "lower it or add data"
+        )
     return perm[:train_len], perm[train_len:]
 
 
-def three_way_split(
-    n: int, val_fraction: float, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, val, test) row indices: the S4 Pathfinder rule.
-
-    val length int(val_fraction * n), test length int(test_fraction * n), train the rest, in the
-    order train, val, test of one seeded permutation (as `random_split` makes them).
-    """
+def split_lengths(
+    n: int, val_fraction: float, test_fraction: float, source: str | None = None
+) -> tuple[int, int, int]:
+    """(train, val, test) lengths of the S4 Pathfinder rule: val int(val_fraction * n), test
+    int(test_fraction * n), train the rest. A split left empty is a `UserError` naming the
+    option, and `source` (what holds the n items) when given: a split without an item yields
+    no batch. Callers check it before any data is decoded or generated."""
     check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
@@ -132,7 +139,25 @@ def three_way_split(
             f"task.val_fraction + task.test_fraction = {val_fraction + test_fraction} leaves no "
             "training data; make their sum less than 1"
         )
-    perm = _permutation(n, seed)
     val_len, test_len = int(val_fraction * n), int(test_fraction * n)
-    train_len = n - val_len - test_len
+    for key, fraction, length in (
+        ("val_fraction", val_fraction, val_len),
+        ("test_fraction", test_fraction, test_len),
+    ):
+        if length == 0:
+            where = f"{source}: " if source else ""
+            raise UserError(
+                f"{where}task.{key}={fraction} of {n} item(s) gives an empty split, which would "
+                "yield no batch; raise it (to at least 1 item) or add data"
+            )
+    return n - val_len - test_len, val_len, test_len
+
+
+def three_way_split(
+    n: int, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, val, test) row indices: the S4 Pathfinder rule (`split_lengths`), in the order
+    train, val, test of one seeded permutation (as `random_split` makes them)."""
+    train_len, val_len, _ = split_lengths(n, val_fraction, test_fraction)
+    perm = _permutation(n, seed)
     return perm[:train_len], perm[train_len : train_len + val_len], perm[train_len + val_len :]

@@ -61,7 +61,8 @@ def task_options(name: str) -> dict[str, object]:
 
 
 def build(name: str, **overrides) -> TaskData:
-    """Build task `name` with `overrides` of its options; unknown option keys are a `UserError`."""
+    """Build task `name` with `overrides` of its options; unknown option keys are a `UserError`,
+    and so is a split without an item (`check_splits`)."""
     recipe = TASKS[name]
     valid = task_options(name)
     unknown = sorted(set(overrides) - set(valid))
@@ -70,4 +71,24 @@ def build(name: str, **overrides) -> TaskData:
             f"unknown option(s) {unknown} for task {name!r} (config key task.{unknown[0]}); "
             f"valid options are: {', '.join(sorted(valid))}"
         )
-    return recipe(**overrides)
+    data = recipe(**overrides)
+    check_splits(name, data)
+    return data
+
+
+def check_splits(name: str, data: TaskData) -> None:
+    """A `UserError` when a split of task `name` holds no item.
+
+    A split without an item yields no batch: no training step, or validation and test numbers
+    made from nothing. Checked for every task when it is built, before any run exists (a
+    loader names its files earlier where it can: an empty file, a fraction leaving no item).
+    """
+    sizes = {split: len(getattr(data, split)) for split in ("train", "val", "test")}
+    empty = [split for split, n in sizes.items() if n == 0]
+    if empty:
+        counts = ", ".join(f"{split} {n}" for split, n in sizes.items())
+        raise UserError(
+            f"task {name!r}: the {empty[0]} split holds no items ({counts}), so it would yield "
+            "no batch; give it data (the files under task.data_dir, or the task's size options) "
+            "or change the fraction options that carve it"
+        )

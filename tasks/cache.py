@@ -8,14 +8,18 @@ cache entry of one task lives in `<root>/<task>-<key>/`, one `<array>.npy` per a
 
 and the fingerprint lists every source file's relative path, size and modification time. A
 change to any source file, or to a processing option, gives a new key, so the entry is rebuilt.
-Entries are written to a temporary directory and renamed into place, so an interrupted build
-never leaves a half-written entry that a later build would read.
+An entry is written only after `build()` returned every array (the whole dataset parsed), into
+a temporary directory that is renamed into place (`common.atomic.write_directory_atomically`),
+so a failed or interrupted build never leaves a half-written entry that a later build would
+read. An entry that cannot be read back (damaged on disk) is removed with a warning and rebuilt.
+A cache root that is a file, or under one, is a `UserError` naming task.cache_dir (or
+$SSM_BENCH_CACHE), raised before any source is parsed.
 
 Public API:
     cache_root(cache_dir) -> Path
+    usable_root(cache_dir) -> Path
     fingerprint(paths, base) -> list
     content_key(payload) -> str
-    write_atomically(directory, fill, marker) -> None
     load_or_build(task, config, sources, build, cache_dir=None) -> dict[str, np.ndarray]
 """
 
@@ -24,11 +28,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from common import UserError
+from common.atomic import write_directory_atomically
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +49,41 @@ def cache_root(cache_dir: str | os.PathLike | None) -> Path:
     return Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE)).expanduser()
 
 
+def usable_root(cache_dir: str | os.PathLike | None) -> Path:
+    """`cache_root(cache_dir)`, or a `UserError` naming the setting when it, or a folder above
+    it, is a file (the cache could never be written there). Creates nothing."""
+    root = cache_root(cache_dir)
+    setting = (
+        f"task.cache_dir={cache_dir}"
+        if cache_dir is not None
+        else f"${CACHE_ENV}={root}"
+        if CACHE_ENV in os.environ
+        else f"the default cache folder {root}"
+    )
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise UserError(
+                    f"{setting}: {path} is a file, not a folder; point task.cache_dir (or "
+                    f"${CACHE_ENV}) at a folder for the processed-data cache"
+                )
+            break
+    return root
+
+
 def fingerprint(paths: Sequence[Path], base: Path) -> list[tuple[str, int, int]]:
-    """(path relative to `base`, size in bytes, mtime in ns) of every file in `paths`, sorted."""
+    """(path relative to `base`, size in bytes, mtime in ns) of every file in `paths`, sorted.
+
+    A source that cannot be stat'ed (gone, a broken symlink) is a `UserError` naming it.
+    """
     rows = []
     for path in paths:
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            raise UserError(
+                f"{path}: cannot read the data file ({exc.strerror or exc}); re-extract it"
+            ) from None
         rows.append((os.path.relpath(path, base), stat.st_size, stat.st_mtime_ns))
     return sorted(rows)
 
@@ -67,27 +103,6 @@ def _entry_key(task: str, config: Mapping, sources: Sequence[Path]) -> str:
     )
 
 
-def write_atomically(directory: Path, fill: Callable[[Path], None], marker: str) -> None:
-    """Make `directory` with `fill(tmp)` on a temporary sibling, then rename it into place.
-
-    `fill` must write the file `marker` last: its presence marks a complete directory. If another
-    process finished the same directory first, that one is kept. On failure nothing is left.
-    """
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{directory.name}-", dir=directory.parent))
-    try:
-        fill(tmp)
-        try:
-            os.rename(tmp, directory)
-        except OSError:
-            if not (directory / marker).is_file():  # not a concurrent writer's finished one
-                raise
-            log.info("%s was written concurrently; keeping that one", directory)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _read_entry(entry: Path) -> dict[str, np.ndarray]:
     """The arrays of a complete cache entry, memory-mapped read-only."""
     names = json.loads((entry / "meta.json").read_text())["arrays"]
@@ -102,7 +117,7 @@ def _write_entry(entry: Path, arrays: Mapping[str, np.ndarray], meta: Mapping) -
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         (tmp / "meta.json").write_text(json.dumps({**meta, "arrays": sorted(arrays)}, indent=1))
 
-    write_atomically(entry, fill, "meta.json")
+    write_directory_atomically(entry, fill, "meta.json")
 
 
 def load_or_build(
@@ -121,11 +136,23 @@ def load_or_build(
     cache_dir: the cache root (see `cache_root`).
     Returns name -> array (memory-mapped read-only for a hit and after a build alike).
     """
-    entry = cache_root(cache_dir) / f"{task}-{_entry_key(task, config, sources)}"
+    entry = usable_root(cache_dir) / f"{task}-{_entry_key(task, config, sources)}"
     if (entry / "meta.json").is_file():
-        log.info("reading %s from cache %s", task, entry)
-        return _read_entry(entry)
+        try:
+            arrays = _read_entry(entry)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # ValueError: bad JSON too
+            log.warning("cache entry %s is damaged (%s); rebuilding it", entry, exc)
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            log.info("reading %s from cache %s", task, entry)
+            return arrays
     log.info("processing %s (cache miss, writing %s)", task, entry)
     arrays = build()
-    _write_entry(entry, arrays, {"task": task, "config": dict(config)})
+    try:
+        _write_entry(entry, arrays, {"task": task, "config": dict(config)})
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the cache entry {entry} ({exc.strerror or exc}); point "
+            f"task.cache_dir (or ${CACHE_ENV}) at a writable folder with free space"
+        ) from None
     return _read_entry(entry)

@@ -1,6 +1,6 @@
 """Sequential CIFAR-10: LRA Image (grayscale), sCIFAR (RGB) and the HOPE noise-padded sCIFAR.
 
-Layout (`task.data_dir` points at the unpacked `cifar-10-batches-py/`):
+Layout (`task.data_dir` points at the unpacked `cifar-10-batches-py/` or the folder holding it):
 
     cifar-10-batches-py/data_batch_1 ... data_batch_5   test_batch
 
@@ -31,13 +31,14 @@ from common import UserError
 from tasks.arrays import ArrayDataset, Normalize, carve_validation
 from tasks.base import TASKS, TaskData, TaskInfo
 from tasks.cache import load_or_build
-from tasks.files import CIFAR_PAGE, check_labels, data_root, require_files
+from tasks.files import CIFAR_PAGE, dataset_folder, labels_array, read_bytes, require_files
 from tasks.noise import pad_with_noise
 
 N_CLASSES = 10
 SIDE = 32
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILE = "test_batch"
+FOLDER = "cifar-10-batches-py"
 LAYOUT = "cifar-10-batches-py/{data_batch_1, ..., data_batch_5, test_batch} (python pickles)"
 # The only globals a CIFAR-10 python batch refers to: numpy's array reconstruction (under its
 # numpy 1 and numpy 2 module names), the array type and the dtype.
@@ -66,24 +67,34 @@ class _BatchUnpickler(pickle.Unpickler):
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 pickle -> (images (n, 3, 32, 32) uint8, labels (n,) int64)."""
     try:
-        batch = _BatchUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        batch = _BatchUnpickler(io.BytesIO(read_bytes(path)), encoding="bytes").load()
     except Exception as exc:  # garbage makes the unpickler raise almost any type
+        reason = " ".join(str(exc).split())[:200]  # one line
         raise UserError(
-            f"{path}: not a CIFAR-10 batch ({type(exc).__name__}: {exc}); the file is truncated, "
-            f"corrupt or something else, re-extract it from {CIFAR_PAGE}"
+            f"{path}: not a CIFAR-10 batch ({type(exc).__name__}: {reason}); the file is "
+            f"truncated, corrupt or something else, re-extract it from {CIFAR_PAGE}"
         ) from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise UserError(f"{path}: not a CIFAR-10 python batch (needs keys b'data', b'labels')")
-    data = np.asarray(batch[b"data"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE:
-        raise UserError(
-            f"{path}: b'data' is {data.dtype} {data.shape}, expected uint8 (n, {3 * SIDE * SIDE})"
+    data = batch[b"data"]
+    if not (
+        isinstance(data, np.ndarray)
+        and data.dtype == np.uint8
+        and data.ndim == 2
+        and data.shape[1] == 3 * SIDE * SIDE
+    ):
+        found = (
+            f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         )
-    if len(batch[b"labels"]) != len(data):
         raise UserError(
-            f"{path}: {len(batch[b'labels'])} labels for {len(data)} images; the file is corrupt"
+            f"{path}: b'data' is {found}, expected a uint8 array (n, {3 * SIDE * SIDE}); the "
+            f"file is malformed, re-extract it from {CIFAR_PAGE}"
         )
-    labels = check_labels(str(path), np.asarray(batch[b"labels"]), N_CLASSES)
+    if len(data) == 0:
+        raise UserError(f"{path}: the batch holds no images; re-extract it from {CIFAR_PAGE}")
+    labels = labels_array(path, batch[b"labels"], N_CLASSES)
+    if len(labels) != len(data):
+        raise UserError(f"{path}: {len(labels)} labels for {len(data)} images; the file is corrupt")
     return data.reshape(-1, 3, SIDE, SIDE), labels  # (n, 3, 32, 32)
 
 
@@ -113,7 +124,12 @@ def load_cifar(
             f"task.mean and task.std of task {name!r} need {channels} value(s) each, got "
             f"{list(mean)} and {list(std)}"
         )
-    root = data_root(name, data_dir, LAYOUT, CIFAR_PAGE)
+    if val_fraction == 0:
+        raise UserError(
+            f"task.val_fraction=0 leaves task {name!r} without a validation split (CIFAR-10 has "
+            "none of its own); set it to a fraction in (0, 1), e.g. 0.1"
+        )
+    root = dataset_folder(name, data_dir, FOLDER, [*TRAIN_FILES, TEST_FILE], LAYOUT, CIFAR_PAGE)
     paths = require_files(name, root, [*TRAIN_FILES, TEST_FILE], LAYOUT, CIFAR_PAGE)
 
     def build() -> dict[str, np.ndarray]:

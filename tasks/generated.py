@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tasks.cache import cache_root, content_key, write_atomically
+from common.atomic import write_directory_atomically
+from tasks.cache import content_key, usable_root
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,9 @@ def generated_release(
 
     config: JSON-serialisable generator options (everything that changes the files).
     write: fills the (empty, temporary) directory it is given.
-    cache_dir: the cache root (see `tasks.cache.cache_root`).
+    cache_dir: the cache root (see `tasks.cache.cache_root`); one that is a file is a `UserError`.
     """
-    root = cache_root(cache_dir) / f"{task}-release-{release_key(task, config)}"
+    root = usable_root(cache_dir) / f"{task}-release-{release_key(task, config)}"
     if (root / DONE).is_file():
         log.info("reading generated %s from %s", task, root)
         return root
@@ -45,5 +46,5 @@ def generated_release(
         write(tmp)
         (tmp / DONE).write_text(json.dumps({"task": task, "config": dict(config)}, indent=1))
 
-    write_atomically(root, fill, DONE)
+    write_directory_atomically(root, fill, DONE)
     return root

@@ -1,6 +1,7 @@
 """LRA ListOps: nested MAX/MIN/MED/SM expressions over digits, 10 classes, length 2048.
 
-Layout (`task.data_dir` points at `listops-1000/` of the LRA release):
+Layout (`task.data_dir` points at `listops-1000/` of the LRA release, or at a folder holding it:
+the release's `lra_release/`, or the folder it was unpacked in, holding `lra_release/lra_release/`):
 
     listops-1000/basic_train.tsv   basic_val.tsv   basic_test.tsv
 
@@ -17,12 +18,13 @@ import numpy as np
 from tasks.arrays import ArrayDataset, token_collate
 from tasks.base import TASKS, TaskData, TaskInfo
 from tasks.cache import load_or_build
-from tasks.files import LRA_RELEASE, data_root, parse_labels, read_tsv, require_files
+from tasks.files import LRA_RELEASE, RELEASE, dataset_folder, parse_labels, read_tsv, require_files
 from tasks.vocab import LISTOPS_TOKENS, PAD_ID, encode_listops
 
 N_CLASSES = 10
 HEADER = ("Source", "Target")
 SPLIT_FILES = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
+FOLDER = "listops-1000"
 LAYOUT = (
     "listops-1000/{basic_train.tsv, basic_val.tsv, basic_test.tsv} "
     "(tab-separated, header Source<TAB>Target)"
@@ -53,8 +55,9 @@ def load_listops(
     Items: x (seq_len,) int64 token ids padded with 0, y int64 scalar in [0, 10).
     """
     collate = token_collate(pad_to, PAD_ID)
-    root = data_root(name, data_dir, LAYOUT, LRA_RELEASE)
-    paths = require_files(name, root, list(SPLIT_FILES.values()), LAYOUT, LRA_RELEASE)
+    files = list(SPLIT_FILES.values())
+    root = dataset_folder(name, data_dir, FOLDER, files, LAYOUT, LRA_RELEASE, RELEASE)
+    paths = require_files(name, root, files, LAYOUT, LRA_RELEASE)
 
     def build() -> dict[str, np.ndarray]:
         arrays = {}

@@ -1,6 +1,7 @@
 """LRA Pathfinder and Path-X: are the two dots joined by a dashed path? Pixel sequences, 2 classes.
 
-Layout (`task.data_dir` points at `pathfinder32/` or, for Path-X, `pathfinder128/`):
+Layout (`task.data_dir` points at `pathfinder32/` or, for Path-X, `pathfinder128/`, or at a
+folder holding it, such as the release's `lra_release/` or the folder it was unpacked in):
 
     pathfinder32/<difficulty>/imgs/<k>/sample_<i>.png     grayscale resolution x resolution
     pathfinder32/<difficulty>/metadata/<k>.npy            text, one line per image
@@ -8,6 +9,7 @@ Layout (`task.data_dir` points at `pathfinder32/` or, for Path-X, `pathfinder128
 with difficulty one of `DIFFICULTIES`. Each metadata line (despite the .npy suffix, plain text)
 is whitespace-separated: field 0 the image folder (`imgs/<k>`), field 1 the file name,
 field 3 the label (1: connected). Metadata files are read in the numeric order of their names.
+An image path must resolve (symlinks followed) inside the pathfinder<R>/ folder.
 
 Pixels p in [0, 255] become (p / 255 - mean) / std: mean 0, std 1 gives [0, 1], as the S4
 reference's LRA runs (configs/dataset/pathfinder.yaml `center: False`, ToTensor alone); mean
@@ -23,14 +25,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from common import UserError
-from tasks.arrays import ArrayDataset, Normalize, three_way_split
+from tasks.arrays import ArrayDataset, Normalize, split_lengths, three_way_split
 from tasks.base import TASKS, TaskData, TaskInfo
 from tasks.cache import load_or_build
-from tasks.files import LRA_RELEASE, data_root, parse_label
+from tasks.files import LRA_RELEASE, RELEASE, dataset_folder, inside, parse_label, read_text
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,13 @@ def _metadata_files(task: str, root: Path, resolution: int, difficulty: str) -> 
     return sorted(files, key=lambda p: int(p.stem))
 
 
+def _named(metadata: list[Path]) -> str:
+    """The metadata file, or its folder's `<k>.npy` when there are several, for a message."""
+    if len(metadata) == 1:
+        return str(metadata[0])
+    return f"{metadata[0].parent}/<k>.npy ({len(metadata)} files)"
+
+
 def read_pathfinder_metadata(
     task: str, root: Path, resolution: int, difficulty: str
 ) -> tuple[list[Path], np.ndarray, list[Path]]:
@@ -72,7 +81,7 @@ def read_pathfinder_metadata(
     labels: list[int] = []
     missing: list[str] = []
     for meta in metadata:
-        for number, line in enumerate(meta.read_text().splitlines(), start=1):
+        for number, line in enumerate(read_text(meta).splitlines(), start=1):
             row = line.split()
             if len(row) < 4:
                 raise UserError(
@@ -80,7 +89,7 @@ def read_pathfinder_metadata(
                     "('imgs/<k> <file> <n> <label>'); the file is malformed"
                 )
             relative = f"{difficulty}/{row[0]}/{row[1]}"
-            path = root / relative
+            path = inside(root, relative, f"{meta}, line {number}")
             if (
                 (resolution, relative) in KNOWN_EMPTY
                 and path.is_file()
@@ -93,7 +102,10 @@ def read_pathfinder_metadata(
             images.append(path)
             labels.append(parse_label(meta, row[3], N_CLASSES, number))
     if not images:
-        raise UserError(f"{root / difficulty / 'metadata'}: the metadata files list no images")
+        raise UserError(
+            f"{_named(metadata)}: the metadata file(s) list no images; expected "
+            f"lines 'imgs/<k> <file> <n> <label>', re-extract {difficulty}/ from {LRA_RELEASE}"
+        )
     if missing:
         raise UserError(
             f"{missing[0]}: image missing ({len(missing)} of the {len(images)} listed images "
@@ -106,24 +118,35 @@ def decode_images(paths: list[Path], resolution: int) -> np.ndarray:
     """Grayscale PNGs -> (n, resolution**2, 1) uint8, row-major pixel sequences."""
     out = np.empty((len(paths), resolution * resolution, 1), dtype=np.uint8)  # (n, L, 1)
     for i, path in enumerate(tqdm(paths, desc="decoding images", unit="img", leave=False)):
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("L"))  # (H, W)
-        except FileNotFoundError:
-            raise UserError(
-                f"{path}: image listed in the metadata is missing; re-extract the release"
-            ) from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise UserError(
-                f"{path}: cannot decode the PNG ({exc}); the file is corrupt, re-extract it"
-            ) from None
-        if pixels.shape != (resolution, resolution):
-            raise UserError(
-                f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, expected "
-                f"{resolution}x{resolution}; is task.resolution={resolution} right?"
-            )
+        pixels = _decode(path, resolution)
         out[i, :, 0] = pixels.reshape(-1)
     return out
+
+
+def _decode(path: Path, resolution: int) -> np.ndarray:
+    """One PNG -> (resolution, resolution) uint8 grayscale; a `UserError` naming `path` if it
+    is missing, undecodable, of another size (checked before its pixels are decoded, so a
+    decompression bomb is refused unread) or anything else PIL refuses."""
+    try:
+        with Image.open(path) as image:
+            if image.size != (resolution, resolution):
+                raise UserError(
+                    f"{path}: image is {image.size[0]}x{image.size[1]}, expected "
+                    f"{resolution}x{resolution}; is task.resolution={resolution} right?"
+                )
+            return np.asarray(image.convert("L"))  # (H, W)
+    except FileNotFoundError:
+        raise UserError(
+            f"{path}: image listed in the metadata is missing; re-extract the release"
+        ) from None
+    except UserError:
+        raise
+    except Exception as exc:  # a damaged file makes PIL raise almost any type
+        reason = " ".join(str(exc).split())[:200]  # one line
+        raise UserError(
+            f"{path}: cannot decode the PNG ({type(exc).__name__}: {reason}); the file is "
+            "corrupt, re-extract it"
+        ) from None
 
 
 def load_pathfinder(
@@ -145,8 +168,12 @@ def load_pathfinder(
     """
     if difficulty not in DIFFICULTIES:
         raise UserError(f"task.difficulty={difficulty!r} is not one of {list(DIFFICULTIES)}")
-    root = data_root(name, data_dir, _layout(resolution, difficulty), LRA_RELEASE)
+    layout = _layout(resolution, difficulty)
+    folder = f"pathfinder{resolution}"
+    root = dataset_folder(name, data_dir, folder, DIFFICULTIES, layout, LRA_RELEASE, RELEASE)
     images, labels, metadata = read_pathfinder_metadata(name, root, resolution, difficulty)
+    listed_in = f"{_named(metadata)} (listing {len(images)} images)"
+    split_lengths(len(images), val_fraction, test_fraction, listed_in)  # before decoding
     config = {"resolution": resolution, "difficulty": difficulty}
 
     def build() -> dict[str, np.ndarray]:

@@ -40,6 +40,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from common import UserError
+from tasks.arrays import split_lengths
 from tasks.base import TASKS, TaskData
 from tasks.generated import generated_release
 from tasks.pathfinder import DIFFICULTIES, load_pathfinder
@@ -240,6 +241,7 @@ def pathfinder_gen(
     """
     if n_images < 2:
         raise UserError(f"task.n_images={n_images}; give at least 2 (one per label)")
+    split_lengths(n_images, val_fraction, test_fraction)  # no empty split, before generating
     if not 0 < dash_intensity < marker_intensity <= 255:
         raise UserError(
             f"task.dash_intensity={dash_intensity}, task.marker_intensity={marker_intensity}: "

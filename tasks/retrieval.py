@@ -1,6 +1,7 @@
 """LRA Retrieval: do two ACL Anthology papers cite each other? Byte level, two inputs, 2 classes.
 
-Layout (`task.data_dir` points at `tsv_data/` of the LRA release):
+Layout (`task.data_dir` points at `tsv_data/` of the LRA release, or at a folder holding it: the
+release's `lra_release/`, or the folder it was unpacked in, holding `lra_release/lra_release/`):
 
     tsv_data/new_aan_pairs.train.tsv   new_aan_pairs.eval.tsv   new_aan_pairs.test.tsv
 
@@ -17,7 +18,7 @@ import numpy as np
 from tasks.arrays import ArrayDataset, token_collate
 from tasks.base import TASKS, TaskData, TaskInfo
 from tasks.cache import load_or_build
-from tasks.files import LRA_RELEASE, data_root, parse_labels, read_tsv, require_files
+from tasks.files import LRA_RELEASE, RELEASE, dataset_folder, parse_labels, read_tsv, require_files
 from tasks.vocab import BYTE_VOCAB_SIZE, PAD_ID, encode_bytes
 
 N_CLASSES = 2
@@ -27,6 +28,7 @@ SPLIT_FILES = {
     "val": "new_aan_pairs.eval.tsv",
     "test": "new_aan_pairs.test.tsv",
 }
+FOLDER = "tsv_data"
 LAYOUT = (
     "tsv_data/new_aan_pairs.{train,eval,test}.tsv "
     "(tab-separated, no header: label, id1, id2, text1, text2)"
@@ -47,8 +49,9 @@ def retrieval(
     y int64 scalar in {0, 1}.
     """
     collate = token_collate(pad_to, PAD_ID)
-    root = data_root("retrieval", data_dir, LAYOUT, LRA_RELEASE)
-    paths = require_files("retrieval", root, list(SPLIT_FILES.values()), LAYOUT, LRA_RELEASE)
+    files = list(SPLIT_FILES.values())
+    root = dataset_folder("retrieval", data_dir, FOLDER, files, LAYOUT, LRA_RELEASE, RELEASE)
+    paths = require_files("retrieval", root, files, LAYOUT, LRA_RELEASE)
 
     def build() -> dict[str, np.ndarray]:
         arrays = {}

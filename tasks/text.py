@@ -1,6 +1,6 @@
 """LRA Text: byte-level IMDB sentiment, 2 classes, length 4096.
 
-Layout (`task.data_dir` points at the unpacked `aclImdb/`):
+Layout (`task.data_dir` points at the unpacked `aclImdb/` or the folder holding it):
 
     aclImdb/train/pos/*.txt  aclImdb/train/neg/*.txt  aclImdb/test/pos/*.txt  aclImdb/test/neg/*.txt
 
@@ -18,11 +18,12 @@ import numpy as np
 from tasks.arrays import ArrayDataset, carve_validation, token_collate
 from tasks.base import TASKS, TaskData, TaskInfo
 from tasks.cache import load_or_build
-from tasks.files import IMDB_PAGE, data_root, list_folder_files
+from tasks.files import IMDB_PAGE, dataset_folder, list_folder_files, read_bytes
 from tasks.vocab import BYTE_VOCAB_SIZE, PAD_ID, encode_bytes
 
 N_CLASSES = 2
 LABEL_FOLDERS = {"neg": 0, "pos": 1}
+FOLDER = "aclImdb"
 LAYOUT = "aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt"
 
 
@@ -41,7 +42,7 @@ def text(
     Items: x (seq_len,) int64 byte ids (pad 0, eos 1, byte b -> b + 2), y int64 scalar in {0, 1}.
     """
     collate = token_collate(pad_to, PAD_ID)
-    root = data_root("text", data_dir, LAYOUT, IMDB_PAGE)
+    root = dataset_folder("text", data_dir, FOLDER, ["train", "test"], LAYOUT, IMDB_PAGE)
     folders = [f"{split}/{label}" for split in ("train", "test") for label in LABEL_FOLDERS]
     files = list_folder_files("text", root, folders, "*.txt", LAYOUT, IMDB_PAGE)
 
@@ -50,7 +51,7 @@ def text(
         for split in ("train", "test"):
             paths = [p for label in LABEL_FOLDERS for p in files[f"{split}/{label}"]]
             labels = [y for label, y in LABEL_FOLDERS.items() for _ in files[f"{split}/{label}"]]
-            reviews = [path.read_bytes() for path in paths]
+            reviews = [read_bytes(path) for path in paths]
             arrays[f"{split}_x"] = encode_bytes(reviews, seq_len, append_eos)
             arrays[f"{split}_y"] = np.array(labels, dtype=np.int64)
         return arrays

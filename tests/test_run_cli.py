@@ -102,6 +102,25 @@ def test_missing_data_dir_fails_the_run_with_one_message(tracking_env, tmp_path)
     assert not tracking_env.runs_dir.exists() or not any(tracking_env.runs_dir.iterdir())
 
 
+def test_a_training_set_without_images_is_one_error_and_no_run(tracking_env, tmp_path):
+    """Issue 25: zero CIFAR training images trained 0 steps and finished with made-up numbers."""
+    import pickle
+
+    import lra_fixtures as fx
+    import numpy as np
+
+    folder = fx.write_cifar(tmp_path / "data")
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, f)
+    args = ["task=image", f"task.data_dir={folder.parent}", "trainer.device=cpu"]
+    done = _cli([*args, *tracking_env.overrides], tmp_path)
+    error = _one_error(done)
+    assert f"{folder / 'data_batch_1'}: the batch holds no images" in error
+    assert _all_runs(tracking_env.uri) == []
+    assert not tracking_env.runs_dir.exists() or not any(tracking_env.runs_dir.iterdir())
+
+
 def _free_loopback_port() -> int:
     """A 127.0.0.1 port that nothing listens on (bound, then released)."""
     with socket.socket() as probe:

@@ -253,7 +253,8 @@ def test_pathx_like_images_follow_the_same_rule(tmp_path):
         "marker_radius": 3.0,
         "min_marker_distance": 20.0,
     }
-    data = tasks.build("pathfinder_gen", cache_dir=str(tmp_path), n_images=6, **geometry)
+    splits = {"val_fraction": 0.25, "test_fraction": 0.25}  # one image each of 6
+    data = tasks.build("pathfinder_gen", cache_dir=str(tmp_path), n_images=6, **geometry, **splits)
     assert data.info.seq_len == 128 * 128
     for image, label in generated_images(tmp_path, 128):
         assert dots_connected(image, 255, link_radius=2) == bool(label)
@@ -261,7 +262,10 @@ def test_pathx_like_images_follow_the_same_rule(tmp_path):
 
 def test_pathfinder_gen_is_deterministic_by_seed(tmp_path):
     def pixels(seed: int, where: str) -> np.ndarray:
-        tasks.build("pathfinder_gen", cache_dir=str(tmp_path / where), seed=seed, n_images=4)
+        splits = {"val_fraction": 0.25, "test_fraction": 0.25}  # one image each of 4
+        tasks.build(
+            "pathfinder_gen", cache_dir=str(tmp_path / where), seed=seed, n_images=4, **splits
+        )
         return np.stack([image for image, _ in generated_images(tmp_path / where, 32)])
 
     assert np.array_equal(pixels(5, "a"), pixels(5, "b"))
@@ -270,9 +274,8 @@ def test_pathfinder_gen_is_deterministic_by_seed(tmp_path):
 
 def test_pathfinder_gen_reports_contours_that_cannot_fit(tmp_path):
     with pytest.raises(UserError, match=r"could not fit 5 contours into 12x12.*task.resolution"):
-        tasks.build(
-            "pathfinder_gen", cache_dir=str(tmp_path), resolution=12, n_images=2, max_tries=2
-        )
+        tasks.build("pathfinder_gen", cache_dir=str(tmp_path), resolution=12, n_images=3,
+                    max_tries=2, val_fraction=0.34, test_fraction=0.34)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,11 +5,15 @@ Expected values are computed independently of the loaders: PIL for grayscale and
 """
 
 import io
+import logging
 import pickle
+import re
+import shutil
 import struct
 from pathlib import Path
 from typing import ClassVar
 
+import data_fuzz as df
 import lra_fixtures as fx
 import numpy as np
 import pytest
@@ -504,10 +508,264 @@ def test_only_the_release_known_empty_image_is_skipped(tmp_path, caplog):
     root = fx.write_pathfinder(tmp_path / "data", 32, n=4, difficulty="curv_baseline")
     (root / "curv_baseline" / "imgs" / "0" / "sample_172.png").write_bytes(b"")
     append_line(root / "curv_baseline" / "metadata" / "0.npy", "imgs/0 sample_172.png 172 1")
-    options = {"data_dir": str(root), "difficulty": "curv_baseline", "val_fraction": 0.0}
-    data = tasks.build("pathfinder", **options, test_fraction=0.0, cache_dir=str(tmp_path / "c"))
-    assert len(data.train) == 4
+    options = {"data_dir": str(root), "difficulty": "curv_baseline", "val_fraction": 0.25}
+    data = tasks.build("pathfinder", **options, test_fraction=0.25, cache_dir=str(tmp_path / "c"))
+    assert (len(data.train), len(data.val), len(data.test)) == (2, 1, 1)
     assert "sample_172.png" in caplog.text
     (root / "curv_baseline" / "imgs" / "0" / "sample_2.png").write_bytes(b"")
     with pytest.raises(UserError, match=r"sample_2.png: cannot decode the PNG"):
-        tasks.build("pathfinder", **options, test_fraction=0.0, cache_dir=str(tmp_path / "c"))
+        tasks.build("pathfinder", **options, test_fraction=0.25, cache_dir=str(tmp_path / "c"))
+
+
+# --- Damaged data: one line naming the file and the item (issue 23) -------------------------
+
+
+def one_line_error(name: str, root: Path, tmp_path: Path, **options) -> str:
+    """The `UserError` message of building task `name` from `root`; the cache stays empty."""
+    cache = tmp_path / "cache"
+    with pytest.raises(UserError) as error:
+        tasks.build(name, data_dir=str(root), cache_dir=str(cache), **options)
+    message = str(error.value)
+    assert "\n" not in message
+    assert not cache.exists() or not list(cache.iterdir())  # no entry, no temporary folder
+    return message
+
+
+NOT_INT_LABELS = [["3", "1", "0", "2"], [1, None, 2, 3], [1, 2.5, 0, 0], [1, float("nan"), 0, 0],
+                  [[1], 2, 3, 4], [1, 10**400, 0, 0], [True, 1, 0, 0], "0123", 7]  # fmt: skip
+
+
+@pytest.mark.parametrize("labels", NOT_INT_LABELS)
+def test_cifar_labels_that_are_not_integers_name_file_and_item(tmp_path, labels):
+    root = fixture_dir("image", tmp_path)
+    batch = fx.cifar_batch(fx.CIFAR_TRAIN_PER_BATCH, 2)
+    batch[b"labels"] = labels
+    with open(root / "data_batch_2", "wb") as f:
+        pickle.dump(batch, f)
+    message = one_line_error("image", root, tmp_path)
+    assert str(root / "data_batch_2") in message
+    assert "expected" in message and ("item" in message or "the labels are" in message)
+
+
+def test_cifar_batch_without_images_is_named(tmp_path):
+    """Issue 25: a training set of zero images trained 0 steps and finished with made-up numbers."""
+    root = fixture_dir("scifar", tmp_path)
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        with open(root / name, "wb") as f:
+            pickle.dump({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, f)
+    message = one_line_error("scifar", root, tmp_path)
+    assert f"{root / 'data_batch_1'}: the batch holds no images" in message
+
+
+def test_cifar_without_a_validation_fraction_is_refused(tmp_path):
+    root = fixture_dir("image", tmp_path)
+    assert "task.val_fraction=0 leaves" in one_line_error("image", root, tmp_path, val_fraction=0)
+
+
+def test_pathfinder_decompression_bomb_is_refused_unread(tmp_path):
+    root = fixture_dir("pathfinder", tmp_path)
+    path = root / "curv_contour_length_14" / "imgs" / "0" / "sample_4.png"
+    for width in (60000, 10000):  # PIL refuses the first at open; the second by its size
+        path.write_bytes(df.png_header_only(width, 20000))
+        message = one_line_error("pathfinder", root, tmp_path)
+        assert str(path) in message
+
+
+@pytest.mark.parametrize("damage", ["broken symlink", "review is a folder", "folder is a file"])
+def test_imdb_folders_holding_the_wrong_thing_are_named(tmp_path, damage):
+    root = fixture_dir("text", tmp_path)
+    review = root / "train" / "neg" / "1_1.txt"
+    if damage == "folder is a file":
+        shutil.rmtree(root / "test" / "pos")
+        (root / "test" / "pos").write_text("x")
+        target = root / "test" / "pos"
+    else:
+        review.unlink()
+        review.mkdir() if damage == "review is a folder" else review.symlink_to(root / "gone")
+        target = review
+    message = one_line_error("text", root, tmp_path)
+    assert f"{target}: " in message and "layout" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "file", "line", "pattern"),
+    [
+        ("retrieval", "new_aan_pairs.eval.tsv", "nan\ta\tb\tx\ty", r"line 2 has label 'nan'"),
+        ("retrieval", "new_aan_pairs.eval.tsv", "-1.0\ta\tb\tx\ty", r"line 2 has label '-1.0'"),
+        ("retrieval", "new_aan_pairs.eval.tsv", "1.0\ta", r"line 2 has 2 tab-separated"),
+        ("listops", "basic_test.tsv", "( [MAX 1 2 ] )\tNaN", r"line 4 has label 'NaN'"),
+        ("listops", "basic_test.tsv", "( [MAX 1 2 ] )\t\u0663", r"line 4 has label '\u0663'"),
+    ],
+)
+def test_bad_labels_and_short_rows_name_file_and_line(tmp_path, name, file, line, pattern):
+    root = fixture_dir(name, tmp_path)
+    append_line(root / file, line)
+    message = one_line_error(name, root, tmp_path)
+    assert str(root / file) in message and re.search(pattern, message)
+
+
+@pytest.mark.parametrize(("name", "file"), [("retrieval", "new_aan_pairs.train.tsv"),
+                                            ("listops", "basic_val.tsv")])  # fmt: skip
+def test_a_truncated_last_row_is_named(tmp_path, name, file):
+    """A row cut inside its last field still has every column: the missing line end tells."""
+    root = fixture_dir(name, tmp_path)
+    path = root / file
+    path.write_bytes(path.read_bytes()[:-4])
+    message = one_line_error(name, root, tmp_path)
+    assert f"{path}: line " in message and "looks truncated" in message
+
+
+# --- Paths from data files stay inside the dataset (issue 25) -------------------------------
+
+
+def pathfinder_line(root: Path, line: str) -> Path:
+    meta = root / "curv_contour_length_14" / "metadata" / "0.npy"
+    append_line(meta, line)
+    return meta
+
+
+def test_pathfinder_metadata_cannot_name_an_image_outside_the_dataset(tmp_path):
+    root = fixture_dir("pathfinder", tmp_path)
+    outside = root.parent.parent / "outside.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(outside)
+    meta = pathfinder_line(root, "../../.. outside.png 10 1")
+    message = one_line_error("pathfinder", root, tmp_path)
+    assert f"{meta}, line 11: names 'curv_contour_length_14/../../../outside.png'" in message
+    assert f"resolves to {outside}, outside the dataset folder" in message
+
+
+@pytest.mark.parametrize("line", ["imgs/0 sample\x001.png 10 1", "loop sample_1.png 10 1"])
+def test_pathfinder_metadata_naming_an_unusable_path_is_named(tmp_path, line):
+    root = fixture_dir("pathfinder", tmp_path)
+    loop = root / "curv_contour_length_14" / "loop"
+    loop.symlink_to(loop)  # resolves to itself: a symlink loop
+    meta = pathfinder_line(root, line)
+    message = one_line_error("pathfinder", root, tmp_path)
+    assert f"{meta}, line 11: names " in message
+
+
+def test_pathfinder_image_symlinked_outside_the_dataset_is_refused(tmp_path):
+    root = fixture_dir("pathfinder", tmp_path)
+    outside = tmp_path / "elsewhere.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(outside)
+    image = root / "curv_contour_length_14" / "imgs" / "0" / "sample_9.png"
+    image.unlink()
+    image.symlink_to(outside)
+    message = one_line_error("pathfinder", root, tmp_path)
+    assert f"{root / 'curv_contour_length_14' / 'metadata' / '0.npy'}, line 10" in message
+    assert str(outside) in message
+    # a symlink inside the dataset is fine
+    image.unlink()
+    image.symlink_to(image.parent / "sample_8.png")
+    data = tasks.build("pathfinder", data_dir=str(root), cache_dir=str(tmp_path / "cache"))
+    assert len(data.train) + len(data.val) + len(data.test) == 10
+
+
+# --- Empty splits (issue 25) ----------------------------------------------------------------
+
+
+def test_pathfinder_fraction_leaving_a_split_empty_is_refused_before_decoding(
+    tmp_path, monkeypatch
+):
+    root = fixture_dir("pathfinder", tmp_path)
+    monkeypatch.setattr(tasks.pathfinder, "decode_images", fail_if_called)
+    message = one_line_error("pathfinder", root, tmp_path, test_fraction=0.05)
+    assert "task.test_fraction=0.05 of 10 item(s) gives an empty split" in message
+    assert str(root / "curv_contour_length_14" / "metadata" / "0.npy") in message
+
+
+def fail_if_called(*args, **kwargs):
+    raise AssertionError("data was processed although the options were refused")
+
+
+def test_every_task_refuses_a_split_without_items():
+    from tasks.base import check_splits
+
+    empty = torch.utils.data.TensorDataset(torch.zeros(0, 3))
+    full = torch.utils.data.TensorDataset(torch.zeros(4, 3))
+    info = tasks.TaskInfo(name="toy", input_kind="real", d_input=3, d_output=2, seq_len=1)
+    check_splits("toy", tasks.TaskData(full, full, full, info))
+    pattern = r"task 'toy': the val split holds no items \(train 4, val 0, test 4\), so it would"
+    with pytest.raises(UserError, match=pattern):
+        check_splits("toy", tasks.TaskData(full, empty, full, info))
+
+
+@pytest.mark.parametrize(("name", "options", "key"), [
+    ("digits_noise", {"val_fraction": 1e-4}, "task.val_fraction"),
+    ("pathfinder_gen", {"n_images": 5}, "task.val_fraction"),
+    ("text", {"val_fraction": 0.95}, "task.val_fraction"),
+])  # fmt: skip
+def test_fractions_leaving_a_split_empty_are_user_errors(tmp_path, monkeypatch, name, options, key):
+    import tasks.pathfinder_gen
+
+    monkeypatch.setattr(tasks.pathfinder_gen, "write_release", fail_if_called)
+    if name == "text":
+        options = {**options, "data_dir": str(fixture_dir("text", tmp_path))}
+    if name != "digits_noise":
+        options = {**options, "cache_dir": str(tmp_path / "cache")}
+    with pytest.raises(UserError, match=key):
+        tasks.build(name, **options)
+
+
+# --- task.cache_dir and the cache (issue 23) ------------------------------------------------
+
+
+def test_cache_dir_naming_a_file_is_one_error_before_parsing(tmp_path, monkeypatch):
+    root = fixture_dir("listops", tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(tasks.listops, "load_listops_split", fail_if_called)
+    for cache in (blocker, blocker / "below"):
+        with pytest.raises(UserError, match=rf"task.cache_dir={cache}: {blocker} is a file"):
+            tasks.build("listops", data_dir=str(root), cache_dir=str(cache))
+    monkeypatch.setenv("SSM_BENCH_CACHE", str(blocker))
+    with pytest.raises(UserError, match=rf"\$SSM_BENCH_CACHE={blocker}: {blocker} is a file"):
+        tasks.build("listops", data_dir=str(root))
+    with pytest.raises(UserError, match=r"task.cache_dir=.*is a file"):
+        tasks.build("listops_gen", cache_dir=str(blocker))
+
+
+def test_a_damaged_cache_entry_is_rebuilt(tmp_path, caplog):
+    options = {"data_dir": str(fixture_dir("listops", tmp_path)), "cache_dir": tmp_path / "c"}
+    data = tasks.build("listops", **options)
+    expected = [(x.tolist(), int(y)) for x, y in data.train]
+    (entry,) = (tmp_path / "c").iterdir()
+    (entry / "train_x.npy").unlink()  # a new file: the one `data` maps stays intact
+    (entry / "train_x.npy").write_bytes(b"\x93NUMPY garbage")
+    again = tasks.build("listops", **options)
+    assert "is damaged" in caplog.text
+    assert [(x.tolist(), int(y)) for x, y in again.train] == expected
+
+
+# --- task.data_dir: the dataset folder or a folder holding it (issue 24) --------------------
+
+RELEASE_TASKS = {"listops": "listops-1000", "retrieval": "tsv_data", "pathfinder": "pathfinder32"}
+
+
+@pytest.mark.parametrize("name", ["listops", "text", "retrieval", "image", "pathfinder"])
+def test_data_dir_may_be_the_dataset_folder_or_its_parent(name, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tasks.files")
+    folder = fixture_dir(name, tmp_path)
+    cache = str(tmp_path / "cache")
+    direct = tasks.build(name, data_dir=str(folder), cache_dir=cache)
+    assert f"reading {folder} (task.data_dir is the dataset folder itself)" in caplog.text
+    parent = tasks.build(name, data_dir=str(folder.parent), cache_dir=cache)
+    assert f"reading {folder} (task.data_dir is the folder holding {folder.name}/)" in caplog.text
+    assert [int(y) for _, y in parent.test] == [int(y) for _, y in direct.test]
+    if name in RELEASE_TASKS:  # lra_release.gz unpacks to lra_release/lra_release/<folder>
+        release = tmp_path / "unpacked" / "lra_release"
+        (release / "lra_release").mkdir(parents=True)
+        folder.rename(release / "lra_release" / folder.name)
+        for data_dir in (release, release.parent):
+            data = tasks.build(name, data_dir=str(data_dir), cache_dir=cache)
+            assert [int(y) for _, y in data.test] == [int(y) for _, y in direct.test]
+        assert f"holding lra_release/lra_release/{folder.name}/)" in caplog.text
+
+
+@pytest.mark.parametrize("problem", ["does not exist", "is not a folder"])
+def test_data_dir_that_is_no_folder_is_named(tmp_path, problem):
+    path = tmp_path / "data"
+    if problem == "is not a folder":
+        path.write_text("x")
+    with pytest.raises(UserError, match=rf"task.data_dir={path} {problem}; .*cifar-10-batches-py"):
+        tasks.build("image", data_dir=str(path))
