@@ -320,13 +320,13 @@ def initial_bases(N: int) -> dict[str, Basis]:
     bases = {}
     for name in models.MODELS.names():
         spec = models.MODELS[name]()
-        if spec.kernel == "dplr":
+        if spec.family == "s4":
             if spec.init == "random":
                 A, B, _ = hippo.random_nplr(N, generator)
             else:
                 A, B = hippo.transition(spec.init, N)
             bases[name] = Basis(t, basis_functions_at(A, B, t).T, "$(e^{tA}B)_n$")
-        elif spec.kernel == "diagonal":
+        elif spec.family == "s4d":
             Lambda, B = hippo.diagonal_init(spec.init, N, 1, generator)
             values = np.exp(t[:, None] * Lambda[0]) * B[0]  # (T, N/2)
             bases[name] = Basis(t, values.real.T, r"Re $(e^{t\Lambda}B)_n$")
