@@ -21,8 +21,8 @@ import torch
 
 import models
 from common import UserError
-from harness.bench import command as bench
 from harness.layout import CHECKPOINT, MODEL_BEST, MODEL_INIT, PROJECT_ROOT
+from harness.plotting import bench
 from harness.report import plots
 from harness.report.load import load_histories
 from harness.report.plots import Basis, Reference
@@ -349,7 +349,7 @@ def basis_figure(N: int, out: Path) -> list[Path]:
 
 def bench_figures(bench_dir: Path, out: Path) -> list[Path]:
     """`bench_<csv stem>.{pdf,png}` for every benchmark CSV of `harness.bench` in `bench_dir`
-    (`harness.bench.plot`: lines against L with >= 2 lengths, bars at one length)."""
+    (`harness.plotting.bench.plot`: lines against L with >= 2 lengths, bars at one length)."""
     paths = []
     for csv in sorted(bench_dir.glob("*.csv")) if bench_dir.is_dir() else []:
         table = pd.read_csv(csv)
