@@ -46,10 +46,10 @@ from harness.layout import MODEL_BEST, MODEL_INIT
 from harness.run import checkpoint, distributed, metrics, precision
 from harness.run.config import config_hash
 from harness.run.distributed import DistContext
+from harness.run.schema import INTERVALS, SCHEDULERS
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = ("cosine", "constant", "plateau")
 # What `Trainer.state_dict` writes and `Trainer.load_state_dict` needs.
 STATE_KEYS = frozenset(
     {"model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch", "best"}
@@ -90,9 +90,6 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
         return step / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-INTERVALS = ("step", "epoch")
 
 
 class Schedule:
