@@ -2,8 +2,9 @@
 
 `write_figures` is what `python -m harness.report --plots` runs; each figure is skipped, with a log
 line, when its data is absent (no noise-padding sweep, no checkpoints); the benchmark figures are
-drawn only on request (`--bench`). Drawing lives in `harness.report.plots`; SSM math (kernels, basis
-functions, Hankel singular values) in `models` (`SSMLayer.kernel`, `models.analysis`).
+drawn only on request (`--bench`). Drawing lives in `harness.report.plots` (the benchmark figure in
+`harness.plotting.bench`); SSM math (kernels, basis functions, Hankel singular values) in `models`
+(`SSMLayer.kernel`, `models.analysis`).
 
 Every figure scores a task like the tables do (`harness.report.stats.task_metrics`: accuracy for
 classification, MSE for regression, or `--metric`), and splits a (model, task) cell that mixes
