@@ -117,7 +117,8 @@ class Schedule:
             )
             return
         if cfg.interval not in INTERVALS:
-            raise UserError(f"scheduler.interval={cfg.interval!r} is not one of step, epoch")
+            valid = ", ".join(INTERVALS)
+            raise UserError(f"scheduler.interval={cfg.interval!r} is not one of {valid}")
         unit = steps_per_epoch if cfg.interval == "epoch" else 1
         warmup = int(cfg.warmup_steps)
         if self.name == "cosine":
