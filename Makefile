@@ -30,9 +30,11 @@ slurm:
 browser:
 	bash .ci/browser/setup.sh
 
+# lint-imports: the layering contracts of pyproject.toml ([tool.importlinter], docs/DESIGN.md).
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: install slurm browser lint
 	$(PY) -m pytest

@@ -9,8 +9,11 @@ The flow of one run, by subpackage (docs/DESIGN.md draws it):
 - `harness.report`: the MLflow store read back into tables and figures (`python -m harness.report`).
 - `harness.bench`: performance benchmarks (`python -m harness.bench`, `harness.bench_curve`,
   `harness.bench_data`).
+- `harness.study`: reproduction studies (`python -m harness.study`).
+- `harness.plotting`: the figure style and the benchmark figure that report, study and bench share.
 
-`harness.layout` (file names of run and sweep directories) and `harness.cli` (how a command answers
-a user error, KEY=VALUE options, creating a folder) are shared by all four and import nothing
-heavy; `harness.console` is the `ssm-bench` command that dispatches to them.
+`harness.layout` (file names of run and sweep directories), `harness.cli` (how a command answers
+a user error, KEY=VALUE options, creating a folder) and `harness.provenance` (the checked-out
+commit) are shared by all and import nothing heavy; `harness.console` is the `ssm-bench` command
+that dispatches to them. Who may import whom: docs/DESIGN.md, checked by `lint-imports`.
 """

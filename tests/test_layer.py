@@ -15,13 +15,13 @@ from models.registry import layer_defaults
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
 RECURRENT = ["s4_legs", "s4_fout", "s4_random", "s4d_legs", "s4d_inv", "s4d_lin", "s4d_random"]
 SSM_PARAMS = {
-    "dplr": {"ssm.log_dt", "ssm.log_A_real", "ssm.A_imag", "ssm.B", "ssm.P"},
-    "diagonal": {"ssm.log_dt", "ssm.log_A_real", "ssm.A_imag", "ssm.B"},
+    "s4": {"ssm.log_dt", "ssm.log_A_real", "ssm.A_imag", "ssm.B", "ssm.P"},
+    "s4d": {"ssm.log_dt", "ssm.log_A_real", "ssm.A_imag", "ssm.B"},
     "hope": {"ssm.log_dt", "ssm.markov"},
 }
 STATE_MATRIX = {
-    "dplr": {"ssm.log_A_real", "ssm.A_imag", "ssm.P"},
-    "diagonal": {"ssm.log_A_real", "ssm.A_imag"},
+    "s4": {"ssm.log_A_real", "ssm.A_imag", "ssm.P"},
+    "s4d": {"ssm.log_A_real", "ssm.A_imag"},
     "hope": {"ssm.markov"},
 }
 
@@ -104,7 +104,7 @@ def test_autocast_runs_kernel_and_convolution_in_float32(name):
 @pytest.mark.parametrize("name", MODELS.names())
 def test_ssm_parameters_carry_their_optimizer_settings(name):
     layer = build_layer(name, d_model=4, d_state=8, lr=0.0123)
-    kind = MODELS[name]().kernel
+    kind = MODELS[name]().family
     tagged = {n for n, p in layer.named_parameters() if hasattr(p, "_optim")}
     assert tagged == SSM_PARAMS[kind]
     for n, p in layer.named_parameters():
@@ -117,7 +117,7 @@ def test_freeze_A_freezes_exactly_the_state_matrix(name):
     torch.manual_seed(0)
     layer = build_layer(name, d_model=4, d_state=8, freeze_A=True)
     frozen = {n for n, p in layer.named_parameters() if not p.requires_grad}
-    assert frozen == STATE_MATRIX[MODELS[name]().kernel]
+    assert frozen == STATE_MATRIX[MODELS[name]().family]
     before = {n: p.detach().clone() for n, p in layer.named_parameters()}
     optimizer = torch.optim.AdamW(layer.parameters(), lr=0.1, weight_decay=0.1)
     layer(torch.randn(2, 4, 16)).square().sum().backward()

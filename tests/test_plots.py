@@ -14,8 +14,9 @@ from report_store import CHANCE, TRIVIAL_ADDING_MSE, TRIVIAL_ADDING_VAL_MSE, bui
 from scipy.special import eval_legendre
 
 import models
-from harness.bench import command as bench
 from harness.bench.command import COLUMNS as BENCH_COLUMNS
+from harness.plotting import bench as bench_figure
+from harness.plotting import style
 from harness.report import command as report
 from harness.report import figures, plots
 from harness.report.load import dedup, load_histories, load_runs
@@ -37,7 +38,7 @@ def assert_figure(paths, stem=None):
 
 def draw(function, *args, **kwargs):
     """The Figure a `plots` function draws (under the paper style), without saving it."""
-    with mpl.rc_context(plots.STYLE):
+    with mpl.rc_context(style.STYLE):
         return function.__wrapped__(*args, **kwargs)
 
 
@@ -181,8 +182,8 @@ def test_store_figures_score_each_task_by_its_objective(store, tmp_path):
 
 
 def test_one_colour_per_model_across_figures():
-    assert set(models.MODELS.names()) <= set(plots.MODEL_COLOURS)
-    assert len(set(plots.MODEL_COLOURS.values())) == len(plots.MODEL_COLOURS)
+    assert set(models.MODELS.names()) <= set(style.MODEL_COLOURS)
+    assert len(set(style.MODEL_COLOURS.values())) == len(style.MODEL_COLOURS)
     curves = draw(plots.learning_curves, _history(1), {"adding": "MSE"}, {})
     dots = draw(
         plots.leaderboard_points,
@@ -192,11 +193,11 @@ def test_one_colour_per_model_across_figures():
         {},
         {"adding": False},
     )
-    hope = plots.model_colour("hope")
+    hope = style.model_colour("hope")
     assert mpl.colors.to_rgb(curves.axes[0].lines[0].get_color()) == hope
     assert mpl.colors.to_rgb(dots.axes[0].containers[0].lines[0].get_color()) == hope
-    assert plots.model_colour("hope [task.noise_len=64]") == hope
-    assert plots.palette(["b", "a"]) == plots.palette(["a", "b", "a"])
+    assert style.model_colour("hope [task.noise_len=64]") == hope
+    assert style.palette(["b", "a"]) == style.palette(["a", "b", "a"])
 
 
 def test_basis_figure_covers_every_registered_init_on_one_axis():
@@ -253,7 +254,7 @@ def test_bench_vs_length_lines_with_precision_styles_and_honest_legends(tmp_path
     _bench_csv(tmp_path / "layer_dev.csv", with_memory=True)
     table = pd.read_csv(tmp_path / "layer_dev.csv")
     ok = table[table["status"] == "ok"]
-    fig = draw(plots.bench_scaling, ok, bench.plot_title(ok, "layer_dev"))
+    fig = draw(bench_figure.bench_scaling, ok, bench_figure.plot_title(ok, "layer_dev"))
     throughput, memory = fig.axes
     styles = {line.get_linestyle() for line in throughput.lines}
     assert styles == {"-", "--"}  # fp32 solid, bf16 dashed
@@ -271,7 +272,7 @@ def test_bench_single_length_is_a_bar_chart_without_an_empty_memory_panel(tmp_pa
     assert [p.name for p in paths] == ["bench_layer_cpu.pdf", "bench_layer_cpu.png"]
     assert_figure(paths)
     ok = pd.read_csv(tmp_path / "layer_cpu.csv").query("status == 'ok'")
-    fig = draw(plots.bench_scaling, ok, bench.plot_title(ok, "layer_cpu"))
+    fig = draw(bench_figure.bench_scaling, ok, bench_figure.plot_title(ok, "layer_cpu"))
     (ax,) = fig.axes  # throughput only: the CPU measured no memory
     assert len(ax.patches) == 3 * 2 and not ax.lines
     assert [t.get_text() for t in ax.get_xticklabels()] == ["floor", "hope", "s4_legs"]
@@ -289,10 +290,10 @@ def test_singular_value_frame_layout():
 
 
 def test_paper_style_widths(tmp_path):
-    single, _ = plots.new_figure(1)
-    double, axes = plots.new_figure(4)
-    assert single.get_figwidth() == plots.WIDTHS["column"] == 3.5
-    assert double.get_figwidth() == plots.WIDTHS["double"] == 7.0
+    single, _ = style.new_figure(1)
+    double, axes = style.new_figure(4)
+    assert single.get_figwidth() == style.WIDTHS["column"] == 3.5
+    assert double.get_figwidth() == style.WIDTHS["double"] == 7.0
     assert len(axes) == 4
 
 

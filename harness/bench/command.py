@@ -278,37 +278,10 @@ def run_suite(args: argparse.Namespace, suite: str, device: torch.device) -> pd.
     return add_floor_ratios(pd.DataFrame(rows))
 
 
-PLOT_COLUMNS = ("device", "suite", "model", "impl", "dtype", "B", "H", "N", "L", "status")
-PLOT_COLUMNS += ("ms", "samples_per_s", "peak_mem_gb")
-"""The CSV columns a benchmark figure reads."""
-
-
-def plot_title(table: pd.DataFrame, name: str) -> str:
-    """`layer benchmark on cpu: B=4, H=64, N=64, L=4096 (layer_cpu_b4)`: suite, device, shape
-    (the length only when there is one) and the CSV's name; `reference kernel sums` when so."""
-    shape = [f"{k}={'/'.join(str(v) for v in sorted(table[k].unique()))}" for k in "BHN"]
-    lengths = sorted(table["L"].unique())
-    shape += [f"L={lengths[0]}"] if len(lengths) == 1 else []
-    impl = ", reference kernel sums" if set(table["impl"]) == {"reference"} else ""
-    suite = "/".join(sorted(table["suite"].unique()))
-    device = "/".join(sorted(table["device"].unique()))
-    return f"{suite} benchmark on {device}{impl}: {', '.join(shape)} ({name})"
-
-
-def plot(table: pd.DataFrame, stem: Path) -> list[Path]:
-    """The figure of one benchmark CSV (`harness.report.plots.bench_scaling`: lines against L with
-    two or more lengths, bars at one) at `<stem>.pdf/.png`, from the rows that ran; none if none
-    did."""
-    from harness.report import plots  # matplotlib and seaborn are imported only for a figure
-
-    ok = table[table["status"] == "ok"]
-    if ok.empty:
-        return []
-    return plots.bench_scaling(ok, plot_title(ok, stem.name.removeprefix("bench_")), stem=stem)
-
-
 def plot_from(paths: Sequence[Path]) -> None:
     """Draw the figure of each benchmark CSV next to it."""
+    from harness.plotting.bench import PLOT_COLUMNS, plot  # matplotlib only for a figure
+
     for path in paths:
         if not path.is_file():
             raise UserError(
@@ -339,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table.to_csv(path, index=False, float_format="%.6g")
         print(f"wrote {path}")
         if args.plot and suite != "kernel":
+            from harness.plotting.bench import plot  # matplotlib only for a figure
+
             for figure in plot(table, path.with_suffix("")):
                 print(f"wrote {figure}")
         print(

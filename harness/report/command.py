@@ -22,14 +22,7 @@ from pathlib import Path
 from common import UserError
 from harness.cli import exits_on_user_error, make_folder, parse_key_values
 from harness.layout import PROJECT_ROOT
-from harness.report.format import (
-    DEFAULT_DIGITS,
-    RENDERERS,
-    Table,
-    to_csv,
-    to_latex,
-    to_markdown,
-)
+from harness.report.format import DEFAULT_DIGITS, RENDERERS, to_csv, write_table
 from harness.report.load import DEFAULT_EXPERIMENT, RunFilter, dedup, load_runs, sweep_hashes
 from harness.report.published import DEFAULT_PUBLISHED_CSV, load_published
 from harness.report.stats import OBJECTIVE_METRICS
@@ -145,20 +138,6 @@ def parser() -> argparse.ArgumentParser:
         help="state size N of the basis figure (larger N: S4D-Inv/LegS oscillate too fast to draw)",
     )
     return p
-
-
-def write_table(table: Table, out: Path, excluded: Table | None = None) -> list[Path]:
-    """`<out>/<name>.md`, `.tex`, `.csv`; the excluded runs follow in the Markdown, and as LaTeX
-    comments under the table so they travel with it."""
-    out.mkdir(parents=True, exist_ok=True)
-    md, tex = to_markdown(table), to_latex(table)
-    if excluded is not None and excluded.rows:
-        md += "\n" + to_markdown(excluded)
-        tex += "".join(f"% excluded: {', '.join(r.labels)}\n" for r in excluded.rows)
-    paths = [out / f"{table.name}.{ext}" for ext in ("md", "tex", "csv")]
-    for path, text in zip(paths, (md, tex, to_csv(table)), strict=True):
-        path.write_text(text)
-    return paths
 
 
 def run(args: argparse.Namespace) -> list[Path]:

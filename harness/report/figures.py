@@ -2,8 +2,9 @@
 
 `write_figures` is what `python -m harness.report --plots` runs; each figure is skipped, with a log
 line, when its data is absent (no noise-padding sweep, no checkpoints); the benchmark figures are
-drawn only on request (`--bench`). Drawing lives in `harness.report.plots`; SSM math (kernels, basis
-functions, Hankel singular values) in `models` (`SSMLayer.kernel`, `models.analysis`).
+drawn only on request (`--bench`). Drawing lives in `harness.report.plots` (the benchmark figure in
+`harness.plotting.bench`); SSM math (kernels, basis functions, Hankel singular values) in `models`
+(`SSMLayer.kernel`, `models.analysis`).
 
 Every figure scores a task like the tables do (`harness.report.stats.task_metrics`: accuracy for
 classification, MSE for regression, or `--metric`), and splits a (model, task) cell that mixes
@@ -21,8 +22,8 @@ import torch
 
 import models
 from common import UserError
-from harness.bench import command as bench
 from harness.layout import CHECKPOINT, MODEL_BEST, MODEL_INIT, PROJECT_ROOT
+from harness.plotting import bench
 from harness.report import plots
 from harness.report.load import load_histories
 from harness.report.plots import Basis, Reference
@@ -320,13 +321,13 @@ def initial_bases(N: int) -> dict[str, Basis]:
     bases = {}
     for name in models.MODELS.names():
         spec = models.MODELS[name]()
-        if spec.kernel == "dplr":
+        if spec.family == "s4":
             if spec.init == "random":
                 A, B, _ = hippo.random_nplr(N, generator)
             else:
                 A, B = hippo.transition(spec.init, N)
             bases[name] = Basis(t, basis_functions_at(A, B, t).T, "$(e^{tA}B)_n$")
-        elif spec.kernel == "diagonal":
+        elif spec.family == "s4d":
             Lambda, B = hippo.diagonal_init(spec.init, N, 1, generator)
             values = np.exp(t[:, None] * Lambda[0]) * B[0]  # (T, N/2)
             bases[name] = Basis(t, values.real.T, r"Re $(e^{t\Lambda}B)_n$")
@@ -349,7 +350,7 @@ def basis_figure(N: int, out: Path) -> list[Path]:
 
 def bench_figures(bench_dir: Path, out: Path) -> list[Path]:
     """`bench_<csv stem>.{pdf,png}` for every benchmark CSV of `harness.bench` in `bench_dir`
-    (`harness.bench.plot`: lines against L with >= 2 lengths, bars at one length)."""
+    (`harness.plotting.bench.plot`: lines against L with >= 2 lengths, bars at one length)."""
     paths = []
     for csv in sorted(bench_dir.glob("*.csv")) if bench_dir.is_dir() else []:
         table = pd.read_csv(csv)

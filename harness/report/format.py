@@ -1,4 +1,5 @@
-"""A small table model and its four renderings: Markdown, LaTeX (booktabs), CSV and terminal.
+"""A small table model and its four renderings: Markdown, LaTeX (booktabs), CSV and terminal;
+`write_table` writes the first three next to each other (the report's and the studies' tables).
 
 Tables are built once (`harness.report.tables`) and rendered by the functions here, so every
 format shows the same numbers. A `Stat` cell is `mean ± std (n)`; `bold` marks the best entry of
@@ -15,6 +16,7 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -251,6 +253,20 @@ def to_csv(table: Table) -> str:
     buffer = io.StringIO()
     to_frame(table).to_csv(buffer, index=False)
     return buffer.getvalue()
+
+
+def write_table(table: Table, out: Path, excluded: Table | None = None) -> list[Path]:
+    """`<out>/<name>.md`, `.tex`, `.csv`; the excluded runs follow in the Markdown, and as LaTeX
+    comments under the table so they travel with it."""
+    out.mkdir(parents=True, exist_ok=True)
+    md, tex = to_markdown(table), to_latex(table)
+    if excluded is not None and excluded.rows:
+        md += "\n" + to_markdown(excluded)
+        tex += "".join(f"% excluded: {', '.join(r.labels)}\n" for r in excluded.rows)
+    paths = [out / f"{table.name}.{ext}" for ext in ("md", "tex", "csv")]
+    for path, text in zip(paths, (md, tex, to_csv(table)), strict=True):
+        path.write_text(text)
+    return paths
 
 
 def to_terminal(table: Table) -> str:

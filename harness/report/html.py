@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from common.atomic import write_text_atomically
+from harness.provenance import git_commit
 from harness.report.format import Cell, Num, Stat, Table, cell_text, published_label
 
 PAGE_FILE = "index.html"
@@ -197,8 +198,6 @@ def page_html(
 
 def write_site(out: Path, tables: list[Table], figures: list[Path], runs: pd.DataFrame) -> Path:
     """`<out>/index.html` (see the module docstring); returns its path."""
-    from harness.run.point import git_commit
-
     path = out / PAGE_FILE
     write_text_atomically(path, page_html(tables, figures, runs, git_commit(), datetime.now(UTC)))
     return path

@@ -5,7 +5,8 @@ a `matplotlib.figure.Figure` (no pyplot global state, any backend), saves `<stem
 `<stem>.png` and returns the two paths. `harness.report.figures` gathers the data from MLflow, run
 directories and benchmark CSVs.
 
-Rules every figure keeps: a model has the same colour in every figure (`MODEL_COLOURS`); an
+Rules every figure keeps: a model has the same colour in every figure
+(`harness.plotting.style.MODEL_COLOURS`); an
 interval (± sample std over seeds) is drawn, and named in the legend, only where at least two
 seeds exist, otherwise the legend says `1 seed`; legends list only what is drawn; performance axes
 start at a meaningful baseline (0 % or the chance level for accuracies, 0 for losses) and draw the
@@ -17,66 +18,29 @@ chance / trivial-predictor level (`Reference`) where one is known.
 - `kernels`: convolution kernels K[h, l] of one layer (a few channels), per task and model.
 - `basis_functions`: (exp(tA)B)_n per initialization, HOPE's impulse response (HTTYH figure).
 - `hankel_singular_values`: normalized Hankel singular values before and after training (HOPE).
-- `bench_scaling`: throughput (or time) and peak memory against L, or at one L as bars.
+The style, the model colours, the figure grid and saving are `harness.plotting.style`'s; the
+benchmark figure is `harness.plotting.bench.bench_scaling`.
 """
 
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import wraps
-from pathlib import Path
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator
 
+from harness.plotting.style import (
+    STYLE,
+    figure_legend,
+    index_colours,
+    model_colour,
+    new_figure,
+    styled,
+)
 from harness.report.stats import ordered_tasks
-
-WIDTHS = {"column": 3.5, "double": 7.0}
-"""Figure width presets in inches: one column and the full page of a two-column paper."""
-
-PANEL_HEIGHT = 2.2
-"""Height of one row of panels in inches."""
-
-STYLE = {
-    **sns.plotting_context("paper"),
-    **sns.axes_style("whitegrid"),
-    "font.size": 8,
-    "axes.titlesize": 8,
-    "axes.labelsize": 8,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "legend.fontsize": 7,
-    "legend.title_fontsize": 7,
-    "lines.linewidth": 1.2,
-    "savefig.dpi": 300,
-    "savefig.pad_inches": 0.02,
-    "pdf.fonttype": 42,
-    "ps.fonttype": 42,
-}
-"""The one paper style: seaborn's `paper` context on `whitegrid`, 7-8 pt text, embedded fonts."""
-
-MODEL_COLOURS = {
-    "s4_legs": "#0072B2",
-    "s4_fout": "#56B4E9",
-    "s4_random": "#000000",
-    "s4d_lin": "#E69F00",
-    "s4d_legs": "#D55E00",
-    "s4d_inv": "#CC79A7",
-    "s4d_random": "#8C564B",
-    "hope": "#009E73",
-    "hope_legs": "#9E9A00",
-    "floor": "#999999",
-}
-"""The colour of every registered model (and the benchmarks' FFT floor) in every figure: the
-Okabe-Ito colours (colour-blind safe), blues for S4, oranges/reds for S4D, greens for HOPE."""
 
 PUBLISHED_MARKER = {"marker": "*", "color": "black", "markersize": 8}
 """How a published reference value is drawn."""
@@ -86,15 +50,6 @@ REFERENCE_LINE = {"color": "black", "linestyle": ":", "linewidth": 1.0}
 
 STAGE_LINES = {"initial": ("--", (3.7, 1.6)), "trained": ("-", "")}
 """Line style of initial (step 0) and trained weights: (matplotlib linestyle, seaborn dashes)."""
-
-PRECISION_LINES = {"fp32": "-", "tf32": "-.", "bf16": "--"}
-"""Line style of each benchmark precision (`harness.run.precision.PRECISIONS`)."""
-
-IMPL_MARKERS = {"fast": "o", "reference": "x"}
-"""Marker of each kernel-sum implementation in the benchmark figures (`harness.bench --impl`)."""
-
-BAR_HATCHES = ("", "///", "...")
-"""Hatch of the bars of each precision, in `PRECISION_LINES` order, at a single length."""
 
 SV_FLOOR = 1e-7
 """Lowest Hankel singular value ratio drawn (float32 round-off level of the kernels)."""
@@ -109,80 +64,6 @@ class Reference:
 
     value: float
     label: str
-
-
-def model_colour(name: str) -> tuple:
-    """The colour of a model; labels like `s4_legs [key=value]` or `s4_legs (reference)` take their
-    model's colour; an unregistered name gets a fixed colour of seaborn's `dark` palette."""
-    base = name.split(" ")[0]
-    if base in MODEL_COLOURS:
-        return mpl.colors.to_rgb(MODEL_COLOURS[base])
-    dark = sns.color_palette("dark", 10)
-    return dark[zlib.crc32(base.encode()) % len(dark)]
-
-
-def index_colours(n: int) -> list[tuple]:
-    """Colours of channels or basis indices 0..n-1: viridis without its palest end, so they
-    are never mistaken for a model's colour."""
-    return sns.color_palette("viridis", n + 1)[:n]
-
-
-def palette(names: Sequence[str]) -> dict[str, tuple]:
-    """Name -> `model_colour`, sorted by name (the order of legends)."""
-    return {name: model_colour(name) for name in sorted(set(names))}
-
-
-def new_figure(
-    n_panels: int = 1, width: str | None = None, max_cols: int = 3, **subplots
-) -> tuple[Figure, list]:
-    """A figure of `n_panels` axes in rows of at most `max_cols` (`subplots`: e.g. sharex).
-
-    `width`: `column` or `double` (see WIDTHS); None picks `column` for one panel, else `double`.
-    """
-    width = width or ("column" if n_panels == 1 else "double")
-    ncols = min(n_panels, max_cols)
-    nrows = -(-n_panels // ncols)
-    fig = Figure(figsize=(WIDTHS[width], PANEL_HEIGHT * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots).ravel().tolist()
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    return fig, axes[:n_panels]
-
-
-def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write `<stem>.pdf` and `<stem>.png`; returns both paths."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".pdf"), stem.with_suffix(".png")]
-    for path in paths:
-        fig.savefig(path)
-    return paths
-
-
-def styled(draw: Callable[..., Figure]) -> Callable[..., list[Path]]:
-    """Run a drawing function under `STYLE` and save its figure to the `stem` argument."""
-
-    @wraps(draw)
-    def wrapper(*args, stem: Path, **kwargs) -> list[Path]:
-        with mpl.rc_context(STYLE):
-            return save(draw(*args, **kwargs), Path(stem))
-
-    return wrapper
-
-
-def _figure_legend(
-    fig: Figure, axes: list[Axes], handles: list[Artist], title: str | None = None
-) -> None:
-    """One legend for the whole figure, below the panels; the panels' own legends are removed."""
-    for ax in axes:
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncols=min(len(handles), 2 if fig.get_figwidth() > WIDTHS["column"] else 1),
-        title=title,
-        frameon=False,
-    )
 
 
 def seed_text(counts: Sequence[int]) -> str:
@@ -274,7 +155,7 @@ def learning_curves(
         _draw_reference(ax, references.get(task))
         ax.set(title=task, xlabel="optimizer step", ylabel=ylabels[task])
     shown = {t: r for t, r in references.items() if t in tasks}
-    _figure_legend(fig, axes, _interval_legend(seeds) + _reference_handles(shown))
+    figure_legend(fig, axes, _interval_legend(seeds) + _reference_handles(shown))
     return fig
 
 
@@ -327,7 +208,7 @@ def leaderboard_points(
     if n_published:
         handles.append(Line2D([], [], linestyle="none", **PUBLISHED_MARKER, label="published"))
     shown = {t: r for t, r in references.items() if t in tasks}
-    _figure_legend(fig, axes, handles + _reference_handles(shown))
+    figure_legend(fig, axes, handles + _reference_handles(shown))
     return fig
 
 
@@ -361,7 +242,7 @@ def noise_memory(
     ax.set_ylim(*_performance_limits(values["value"].to_numpy(), percent, reference))
     ax.set(title=title, xlabel="noise padding length (steps)", ylabel=ylabel)
     refs = {"": reference} if reference is not None else {}
-    _figure_legend(fig, [ax], _interval_legend(seeds) + _reference_handles(refs))
+    figure_legend(fig, [ax], _interval_legend(seeds) + _reference_handles(refs))
     return fig
 
 
@@ -395,7 +276,7 @@ def kernels(
         Line2D([], [], color="grey", linestyle=STAGE_LINES[s][0], label=label)
         for s, label in (("initial", "step 0"), ("trained", "best validation step"))
     ]
-    _figure_legend(fig, axes, handles, "channel h; weights at")
+    figure_legend(fig, axes, handles, "channel h; weights at")
     return fig
 
 
@@ -438,7 +319,7 @@ def basis_functions(
     handles = [
         Line2D([], [], color=colours[n], label=f"n={n} / channel {n}") for n in range(n_show)
     ]
-    _figure_legend(fig, axes, handles, subtitle or None)
+    figure_legend(fig, axes, handles, subtitle or None)
     return fig
 
 
@@ -477,109 +358,5 @@ def hankel_singular_values(
         Line2D([], [], color="grey", linestyle=STAGE_LINES[s][0], label=label)
         for s, label in (("initial", "step 0"), ("trained", "best validation step"))
     ]
-    _figure_legend(fig, axes, handles)
+    figure_legend(fig, axes, handles)
     return fig
-
-
-def _plain_log_axis(ax: Axes, axis: str = "y") -> None:
-    """Log-scaled axis with labelled ticks at 1, 2, 5 x 10^k, written as plain numbers."""
-    target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    target.set_minor_locator(LogLocator(base=10, subs="all"))
-    target.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-
-
-BENCH_QUANTITIES = (
-    ("samples_per_s", "throughput (samples/s)"),
-    ("ms", "time per forward + backward (ms)"),
-    ("peak_mem_gb", "peak memory (GB)"),
-)
-"""What a benchmark figure can show; throughput where measured, else the time per step."""
-
-
-def _bench_panels(bench: pd.DataFrame) -> list[tuple[str, str]]:
-    measured = [q for q in BENCH_QUANTITIES if np.isfinite(bench[q[0]]).any()]
-    if any(q[0] == "samples_per_s" for q in measured):
-        measured = [q for q in measured if q[0] != "ms"]
-    return measured
-
-
-@styled
-def bench_scaling(bench: pd.DataFrame, title: str, width: str | None = None) -> Figure:
-    """Benchmark of one CSV (one device and shape): throughput (or time per step) and peak memory.
-
-    `bench`: columns `model`, `impl`, `dtype`, `L`, `samples_per_s`, `ms`, `peak_mem_gb` (rows
-    that ran). With two or more lengths: log-log lines against L, colour = model, line style =
-    precision (`PRECISION_LINES`), marker = implementation; with one length: bars per model
-    (hatched per precision). A quantity the device did not measure (memory on CPU) has no panel.
-    """
-    panels = _bench_panels(bench)
-    fig, axes = new_figure(len(panels), width or ("double" if len(panels) > 1 else "column"))
-    lengths = sorted(int(L) for L in bench["L"].unique())
-    dtypes = [d for d in PRECISION_LINES if d in set(bench["dtype"])]
-    impls = sorted(set(bench["impl"]))
-    models = sorted(set(bench["model"]))
-    for ax, (column, label) in zip(axes, panels, strict=True):
-        if len(lengths) >= 2:
-            for (model, dtype, impl), part in bench.groupby(["model", "dtype", "impl"]):
-                part = part.sort_values("L")
-                ax.plot(
-                    part["L"],
-                    part[column],
-                    color=model_colour(model),
-                    linestyle=PRECISION_LINES.get(dtype, ":"),
-                    marker=IMPL_MARKERS[impl],
-                    markersize=3,
-                )
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(lengths, [str(L) for L in lengths])
-            ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
-            ax.set_yscale("log")
-            _plain_log_axis(ax)
-            ax.set(xlabel="sequence length L", ylabel=label)
-        else:
-            _bench_bars(ax, bench, column, models, dtypes)
-            ax.set(ylabel=label, xlabel="")
-    lines = len(lengths) >= 2
-    handles: list[Artist] = [
-        Line2D([], [], color=model_colour(m), label=m)
-        if lines
-        else Patch(color=model_colour(m), label=m)
-        for m in models
-    ]
-    if len(dtypes) > 1:
-        handles += [
-            Line2D([], [], color="grey", linestyle=PRECISION_LINES[d], label=d)
-            if lines
-            else Patch(facecolor="white", edgecolor="grey", hatch=BAR_HATCHES[i], label=d)
-            for i, d in enumerate(dtypes)
-        ]
-    if len(impls) > 1 and lines:
-        handles += [
-            Line2D([], [], color="grey", marker=IMPL_MARKERS[i], linestyle="none", label=i)
-            for i in impls
-        ]
-    fig.suptitle(title, fontsize=STYLE["axes.titlesize"])
-    _figure_legend(fig, axes, handles)
-    return fig
-
-
-def _bench_bars(ax: Axes, bench: pd.DataFrame, column: str, models: list, dtypes: list) -> None:
-    """Bars of `column` at one length: one group per model, one hatched bar per precision."""
-    width = 0.8 / max(len(dtypes), 1)
-    for i, dtype in enumerate(dtypes):
-        part = bench[bench["dtype"] == dtype].groupby("model")[column].mean()
-        x = np.arange(len(models)) + (i - (len(dtypes) - 1) / 2) * width
-        heights = [part.get(m, np.nan) for m in models]
-        ax.bar(
-            x,
-            heights,
-            width,
-            color=[model_colour(m) for m in models],
-            hatch=BAR_HATCHES[i],
-            edgecolor="white",
-            linewidth=0.5,
-        )
-    ax.set_xticks(np.arange(len(models)), models, rotation=45, ha="right")
-    ax.set_ylim(bottom=0.0)

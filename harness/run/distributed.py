@@ -85,11 +85,6 @@ def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (for evaluation and state dicts)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def all_reduce_sum(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Sum `t` over all ranks, in place; returns it."""
     if ctx.world_size > 1:

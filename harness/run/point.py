@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import socket
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,13 +57,13 @@ from harness.layout import (
     OLD_DIR,
     PENDING_ID_FILE,
     PREVIOUS_DIR,
-    PROJECT_ROOT,
     PROMOTED_MARK,
     RUN_FILES,
     RUN_ID_FILE,
     SUMMARY_FILE,
     TRACKING_FILE,
 )
+from harness.provenance import git_commit
 from harness.run import checkpoint, distributed, schema, tracking
 from harness.run.config import config_hash, flatten, resolved
 from harness.run.distributed import DistContext
@@ -346,22 +345,6 @@ def _broadcast(plan: Plan | None, ctx: DistContext) -> Plan:
     box = [plan]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def git_commit() -> str:
-    """The project's checked-out commit (`git rev-parse HEAD`), "unknown" outside a git clone."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def sweep_name(cfg: DictConfig) -> str | None:

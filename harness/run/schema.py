@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 import models
 import tasks
 from common import UserError
+from harness.run.distributed import DEVICE_CHOICES
 from harness.run.precision import PRECISIONS
 from models.backbone import BackboneConfig
 from models.optim import NO_DECAY_SCOPES
@@ -32,7 +33,6 @@ from models.registry import resolve_options
 
 PROGRESS = ("auto", True, False)
 INTERVALS = ("step", "epoch")
-DEVICES = ("auto", "cpu", "cuda")
 # Fields of BackboneConfig that the runner fills in from the task (not config keys).
 TASK_DERIVED = ("encoder", "pooling", "pool_start", "dual", "pad_id", "l_max", "layer")
 
@@ -89,7 +89,7 @@ class TrainerOptions:
                 f"{self.checkpoint_every_minutes!r}; give minutes or null"
             )
         _one_of("trainer", "precision", self.precision, PRECISIONS)
-        _one_of("trainer", "device", self.device, DEVICES)
+        _one_of("trainer", "device", self.device, DEVICE_CHOICES)
         _one_of("trainer", "progress", self.progress, PROGRESS)
 
 

@@ -46,10 +46,10 @@ from harness.layout import MODEL_BEST, MODEL_INIT
 from harness.run import checkpoint, distributed, metrics, precision
 from harness.run.config import config_hash
 from harness.run.distributed import DistContext
+from harness.run.schema import INTERVALS, SCHEDULERS
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = ("cosine", "constant", "plateau")
 # What `Trainer.state_dict` writes and `Trainer.load_state_dict` needs.
 STATE_KEYS = frozenset(
     {"model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch", "best"}
@@ -92,9 +92,6 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-INTERVALS = ("step", "epoch")
-
-
 class Schedule:
     """The learning-rate schedule: stepped per optimizer step, and (plateau) per evaluation.
 
@@ -120,7 +117,8 @@ class Schedule:
             )
             return
         if cfg.interval not in INTERVALS:
-            raise UserError(f"scheduler.interval={cfg.interval!r} is not one of step, epoch")
+            valid = ", ".join(INTERVALS)
+            raise UserError(f"scheduler.interval={cfg.interval!r} is not one of {valid}")
         unit = steps_per_epoch if cfg.interval == "epoch" else 1
         warmup = int(cfg.warmup_steps)
         if self.name == "cosine":

@@ -15,9 +15,16 @@ import numpy as np
 import pandas as pd
 
 from harness.report import plots
-from harness.report.command import write_table
 from harness.report.figures import references
-from harness.report.format import DEFAULT_DIGITS, Num, Stat, Table, num_text, to_markdown
+from harness.report.format import (
+    DEFAULT_DIGITS,
+    Num,
+    Stat,
+    Table,
+    num_text,
+    to_markdown,
+    write_table,
+)
 from harness.report.load import group_column
 from harness.report.stats import (
     compare,

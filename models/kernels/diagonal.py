@@ -7,11 +7,15 @@ S4D paper (arXiv 2206.11893), eqs. (4)-(5): with Lambda diagonal and its conjuga
 computed as `ops.vandermonde_conj(C Bbar, log Abar, L)`.
 """
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from models import hippo
 from models.kernels import ops
 from models.kernels.params import ConjugatePairSSM, Recurrence, SSMMatrices
+from models.options import Kernel, LayerOptions, check_b_clip, check_choice
 
 DISCRETIZATIONS = ("zoh", "bilinear")
 
@@ -59,3 +63,48 @@ class DiagonalKernel(ConjugatePairSSM):
         """Diagonal recurrence, O(H N) per step."""
         log_Ab, Bb = self._discrete()
         return Recurrence(torch.exp(log_Ab), Bb, 2 * self.C_c()[0], diagonal=True)
+
+
+@dataclass(frozen=True)
+class DiagonalOptions(LayerOptions):
+    """The S4D layer options: `LayerOptions` and the discretization."""
+
+    disc: str = "zoh"  # zoh | bilinear
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("disc", self.disc, DISCRETIZATIONS)
+
+
+@dataclass(frozen=True)
+class DiagonalLegsOptions(DiagonalOptions):
+    """S4D-LegS: the diagonal of DPLR-LegS, B clipped as S4's."""
+
+    b_clip: float | None = 2.0  # as DPLROptions (the reference clips the S4D-LegS B too)
+
+    def validate(self) -> None:
+        super().validate()
+        check_b_clip(self.b_clip)
+
+
+@dataclass(frozen=True)
+class DiagonalRandomOptions(DiagonalOptions):
+    """S4D with a random state matrix: how B is drawn."""
+
+    b_init: str = "ones"  # ones (reference B_init="constant") | normal: B ~ CN(0, 1)
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("b_init", self.b_init, hippo.B_INITS)
+
+
+def build(init: str, opts: DiagonalOptions, H: int, l_max: int | None) -> DiagonalKernel:
+    """S4D: S = n_ssm (default H) diagonal systems (Lambda, B) of the init rule `init`."""
+    extra = {key: getattr(opts, key) for key in ("b_clip", "b_init") if hasattr(opts, key)}
+    Lambda, B = hippo.diagonal_init(init, opts.d_state, opts.n_ssm or H, **extra)
+    channels = 2 if opts.bidirectional else 1
+    return DiagonalKernel(Lambda, B, H, channels, opts.training(), disc=opts.disc)
+
+
+KERNEL = Kernel("s4d", build)
+"""S4D's kernel kind (run tag `kernel=s4d`)."""

@@ -24,11 +24,13 @@ samples gives K exactly.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from models import hippo
 from models.kernels import ops
 from models.kernels.params import (
     ConjugatePairSSM,
@@ -39,6 +41,7 @@ from models.kernels.params import (
     tagged_parameter,
     tile_channels,
 )
+from models.options import Kernel, LayerOptions, check_b_clip, check_choice
 
 C_INITS = ("c", "ctilde")
 
@@ -181,3 +184,36 @@ class DPLRKernel(ConjugatePairSSM):
         Ab, Bb = bilinear(A, B, self.dt().double())
         C = self._effective_C(Ab, int(self.l_kernel))[0]  # (H, N)
         return Recurrence(Ab, Bb, C, diagonal=False)
+
+
+@dataclass(frozen=True)
+class DPLROptions(LayerOptions):
+    """The S4 layer options: `LayerOptions` and how C and B are drawn."""
+
+    c_init: str = "c"  # c: draw C, C tilde = C (I - Abar^L) (reference) | ctilde: draw C tilde
+    b_clip: float | None = 2.0  # clip Im(V^* B) to [-b_clip, b_clip] (reference); None: exact
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("c_init", self.c_init, C_INITS)
+        check_b_clip(self.b_clip)
+
+
+def build(init: str, opts: DPLROptions, H: int, l_max: int | None) -> DPLRKernel:
+    """S4: S = n_ssm (default H) copies of one DPLR system (Lambda, P, B) of the HiPPO measure
+    `init` (or a random normal-plus-low-rank one), each copy trained on its own."""
+    N, S = opts.d_state, opts.n_ssm or H
+    if init == "random":
+        d = hippo.diagonalize_nplr(*hippo.random_nplr(N), b_clip=opts.b_clip)
+    else:
+        d = hippo.dplr(init, N, opts.b_clip)
+    Lambda, P, B = (
+        np.broadcast_to(x[..., None, :], (*x.shape[:-1], S, N // 2)).copy()
+        for x in (d.Lambda, d.P, d.B)
+    )  # one system copied to every trained copy
+    channels = 2 if opts.bidirectional else 1
+    return DPLRKernel(Lambda, P, B, H, channels, opts.training(), opts.c_init, l_max)
+
+
+KERNEL = Kernel("s4", build)
+"""S4's kernel kind (run tag `kernel=s4`)."""

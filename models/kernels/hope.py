@@ -23,13 +23,17 @@ Modes (`mode`), each one- or two-sided (the layer's `bidirectional` switch):
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from common import UserError
+from models import hippo
 from models.kernels import ops
 from models.kernels.params import SSMTraining, as_complex_param_data, tagged_parameter
+from models.options import Kernel, LayerOptions, check_choice
 
 MODES = ("circular", "linear")
 
@@ -85,3 +89,57 @@ class HopeKernel(nn.Module):
 
     def forward(self, L: int) -> Tensor:
         return torch.fft.ifft(self.frequency_response(L)).real[..., :L]  # (C, H, L)
+
+
+@dataclass(frozen=True)
+class HopeOptions(LayerOptions):
+    """The HOPE layer options: `LayerOptions` at the HOPE reference's defaults and the mode."""
+
+    dt_min: float = 0.0001  # the HOPE reference's default (HOPE_SSM_Kernel dt_min)
+    conv_dropout: bool = False  # the HOPE reference drops after the activation only
+    mode: str = "circular"  # circular | linear (see the module docstring)
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("mode", self.mode, MODES)
+
+    def validate_width(self, d_model: int) -> None:
+        """Nothing to check: HOPE keeps Markov parameters per channel (n_ssm is not used)."""
+
+
+@dataclass(frozen=True)
+class HopeLegsOptions(HopeOptions):
+    """HOPE-LegS: the step at which the Markov parameters sample LegS."""
+
+    legs_horizon: float = 1.0  # the Markov parameters sample LegS with step legs_horizon / M
+
+    def validate(self) -> None:
+        super().validate()
+        if self.legs_horizon <= 0:
+            raise UserError(f"layer option legs_horizon={self.legs_horizon} must be positive")
+
+
+def markov_init(init: str, opts: HopeOptions, sets: int, H: int) -> np.ndarray:
+    """Initial HOPE Markov parameters (sets, H, M) complex, M = d_state / 2.
+
+    random (as the reference): h_j ~ CN(0, 1) / (2 sqrt(N)), so E ||h||^2 = M / (4 N).
+    legs: h_j = C Abar^(j-1) Bbar of HiPPO-LegS (size N) discretized bilinearly with step
+    legs_horizon / M, C ~ CN(0, 1) per channel, rescaled per channel to ||h||^2 = M / (4 N).
+    """
+    N, M = opts.d_state, opts.d_state // 2
+    if init == "random":
+        return (torch.randn(sets, H, M, dtype=torch.complex128) / (2 * np.sqrt(N))).numpy()
+    C = torch.randn(sets, H, N, dtype=torch.complex128).numpy()
+    h = hippo.markov_parameters("legs", N, M, opts.legs_horizon / M, C)  # (sets, H, M)
+    return h * np.sqrt(M / (4 * N)) / np.linalg.norm(h, axis=-1, keepdims=True)
+
+
+def build(init: str, opts: HopeOptions, H: int, l_max: int | None) -> HopeKernel:
+    """HOPE: Markov parameters per channel (two sets when bidirectional) from the rule `init`."""
+    sets = 2 if opts.bidirectional else 1
+    h = markov_init(init, opts, sets, H)
+    return HopeKernel(h, opts.mode, opts.bidirectional, opts.training())
+
+
+KERNEL = Kernel("hope", build)
+"""HOPE's kernel kind (run tag `kernel=hope`)."""
