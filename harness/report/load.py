@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from common import UserError
-from harness.layout import MANIFEST
+from harness.layout import sweep_manifests
 from harness.run.tracking import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,12 @@ class RunFilter:
 
 
 def sweep_hashes(sweeps_dir: Path, sweeps: tuple[str, ...]) -> frozenset[str]:
-    """Config hashes of the points that the manifests `<sweeps_dir>/<sweep>/sweep.json` of the
-    given sweeps list (sweeps without a manifest there contribute none)."""
+    """Config hashes of every point (run or skipped as finished) that the manifests of the given
+    sweeps list (`harness.layout.sweep_manifests`: by folder name or sweep id; sweeps without a
+    manifest there contribute none)."""
     hashes: set[str] = set()
     for sweep in sweeps:
-        manifest = sweeps_dir / sweep / MANIFEST
-        if manifest.is_file():
+        for manifest in sweep_manifests(sweeps_dir, sweep):
             hashes |= {p["config_hash"] for p in json.loads(manifest.read_text())["points"]}
     return frozenset(hashes)
 
