@@ -93,7 +93,7 @@ def test_job_threads_never_exceed_the_machine(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_outcome_lines_and_summary_table() -> None:
-    done = Outcome(0, "model=hope seed=1", "finished", "best/val_acc", 0.43216, 12.34)
+    done = Outcome(0, "model=hope seed=1", "finished", "best/val_acc", 43.216, 12.34)
     assert done.line() == "#0 model=hope seed=1: finished, best/val_acc 43.22, 12.3 s"
     failed = Outcome(1, "model=s4_legs seed=0", "failed: non-finite loss", "", float("nan"), 3.0)
     skipped = Outcome(

@@ -14,6 +14,7 @@ import pytest
 import sweep_helpers as sh
 
 from common import UserError
+from harness.cluster import progress
 from harness.cluster.status import find_manifest, status_table
 from harness.cluster.status import main as status_main
 from harness.report.load import RunFilter, load_runs, sweep_hashes
@@ -113,3 +114,12 @@ def test_sequential_sweep_points_after_its_process_ended(tmp_path: Path) -> None
     assert list(table["state"]) == ["pending", "failed"]
     assert "not started" in table.loc[0, "reason"]
     assert table.loc[1, "reason"] == "bad value"
+
+
+@pytest.mark.parametrize(("summary", "shown"), [({"acc_unit": "percent"}, 43.0), ({}, 0.43)])
+def test_progress_reads_percent_and_old_fraction_summaries(tmp_path, summary, shown) -> None:
+    """A summary of older code (no acc_unit) holds a fraction; lines show percent either way."""
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, "best/val_acc": shown}))
+    done = progress.outcome(0, "seed=0", tmp_path, None, float("nan"), "finished")
+    assert done.value == pytest.approx(43.0)
+    assert "best/val_acc 43.00" in done.line()
