@@ -15,8 +15,8 @@ import sweep_helpers as sh
 
 from common import UserError
 from harness.cluster import launcher
-from harness.cluster.jobs import result_outcome
-from harness.cluster.launcher import job_threads, local_slots, swept
+from harness.cluster.jobs import parse_elapsed, result_outcome
+from harness.cluster.launcher import job_threads, local_slots, slurm_job_name, swept
 from harness.cluster.progress import Outcome, summary_table
 from harness.cluster.status import RunView, row_state
 from harness.cluster.status import main as status_main
@@ -192,3 +192,9 @@ def test_result_outcome_of_a_garbled_file_is_none(tmp_path: Path) -> None:
     result = tmp_path / "0_result.pkl"
     result.write_bytes(b"\x80\x05not a pickle at all")
     assert result_outcome(result) is None
+
+
+def test_sacct_elapsed_is_parsed_per_job() -> None:
+    out = "57_0|34\n57_1|59\n57_2|\n"
+    assert parse_elapsed(out) == {"57_0": 34.0, "57_1": 59.0}
+    assert slurm_job_name("2026-12-03_09-34-07") == "ssm-bench_2026-12-03_09-34-07"

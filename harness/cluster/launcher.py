@@ -30,6 +30,7 @@ add what a benchmark sweep needs around them:
 
 import contextlib
 import logging
+import math
 import os
 import re
 import socket
@@ -60,7 +61,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from common import UserError
 from harness.cli import program
 from harness.cluster import progress
-from harness.cluster.jobs import JobRecord, is_active, job_states, write_json_atomically
+from harness.cluster.jobs import (
+    JobRecord,
+    is_active,
+    job_states,
+    slurm_elapsed,
+    write_json_atomically,
+)
 from harness.cluster.task_env import export_dist_env
 from harness.layout import MANIFEST, RUN_ID_FILE
 from harness.run.checkpoint import Preempted
@@ -277,9 +284,11 @@ class _SweepLauncher(BaseSubmititLauncher):
             returns.get(p.index) or self._completed_return(p, skipped=p.note) for p in sweep.points
         ]
 
-    def _finished(self, point: Point, ret: JobReturn) -> None:
-        """Log the line of a point whose job just ended."""
-        wall_s = time.perf_counter() - self._started[point.index]
+    def _finished(self, point: Point, ret: JobReturn, wall_s: float | None = None) -> None:
+        """Log the line of a point whose job just ended (`wall_s`: the job's own run time; by
+        default the time since its submission, which is that for jobs that start at once)."""
+        if wall_s is None:
+            wall_s = time.perf_counter() - self._started[point.index]
         done = progress.outcome(point.index, point.label, Path(point.run_dir), ret, wall_s)
         self._outcomes[point.index] = done
         point.outcome = done.state
@@ -425,6 +434,7 @@ class SlurmLauncher(_SweepLauncher):
 
     def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
         executor = self._executor()
+        executor.update_parameters(name=slurm_job_name(sweep.name))  # squeue/sacct show it
         if self.params.get("cpus_per_task"):  # SLURM allots the cores; torch is told to use them
             self.threads = int(self.params["cpus_per_task"])
         jobs = executor.map_array(self, *zip(*(self._job_args(p) for p in todo), strict=True))
@@ -441,8 +451,16 @@ class SlurmLauncher(_SweepLauncher):
         returns = []
         for point, job in zip(todo, jobs, strict=True):  # in submission order
             returns.append(self._collect(job))
-            self._finished(point, returns[-1])
+            # The line's wall time is the job's run time (sacct), not its time in the queue.
+            elapsed = slurm_elapsed([str(job.job_id)]).get(str(job.job_id), math.nan)
+            self._finished(point, returns[-1], elapsed)
         return returns
+
+
+def slurm_job_name(sweep: str) -> str:
+    """The name `squeue` and `sacct` show for a sweep's job array (its tasks are the points in
+    submission order; `status` maps each job id to its point)."""
+    return f"ssm-bench_{sweep}"
 
 
 def visible_gpus() -> list[int]:
