@@ -182,3 +182,10 @@ def test_ui_waits_for_the_port_and_stops_the_whole_group() -> None:
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("command", ["report", "status", "bench", "study"])
+def test_help_names_the_command_as_the_readme_teaches_it(command, capsys) -> None:
+    with pytest.raises(SystemExit):
+        console.main([command, "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: ssm-bench {command} ")
