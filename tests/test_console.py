@@ -189,3 +189,18 @@ def test_help_names_the_command_as_the_readme_teaches_it(command, capsys) -> Non
     with pytest.raises(SystemExit):
         console.main([command, "--help"])
     assert capsys.readouterr().out.startswith(f"usage: ssm-bench {command} ")
+
+
+def test_readme_model_table_dt_ranges_match_the_registry() -> None:
+    """Each row of the README's model table names its dt range, or 'same' as the first row's."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    table = text[text.index("## Models") :].split("\n\n")[1]
+    first = None
+    for row in table.splitlines()[2:]:
+        names = re.findall(r"`(\w+)`", row.split("|")[1])
+        found = re.search(r"dt log-uniform in \[([\d.]+), ([\d.]+)\]", row)
+        dt = (float(found.group(1)), float(found.group(2))) if found else first
+        first = first or dt
+        for name in names:
+            options = models.MODELS[name]().options
+            assert (options.dt_min, options.dt_max) == dt, name
