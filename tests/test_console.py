@@ -1,5 +1,6 @@
 """The `ssm-bench` console command: dispatch to the entry points, `list`, `ui`."""
 
+import contextlib
 import json
 import os
 import re
@@ -144,9 +145,16 @@ def test_ui_prints_the_url_once_serving_and_sigterm_stops_every_child(tmp_path) 
             assert not Path(f"/proc/{pid}").exists() or _zombie(pid), pid
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), 2).close()
-    finally:
+    finally:  # on a failure too, no server is left behind
         if ui.poll() is None:
-            ui.kill()
+            ui.send_signal(signal.SIGTERM)
+            try:
+                ui.wait(30)
+            except subprocess.TimeoutExpired:
+                ui.kill()
+        for pgid in _pgrep("-f", f"--port {port}"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(pgid), signal.SIGKILL)
 
 
 def _pgrep(*args: str) -> list[str]:
