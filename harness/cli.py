@@ -14,6 +14,12 @@ import yaml
 from common import UserError
 
 USER_ERROR_STATUS = 2
+PROGRAM = "ssm-bench"  # the console script (harness.console) that the README teaches
+
+
+def program(command: str) -> str:
+    """How messages and `--help` name a subcommand: `program("status")` -> `ssm-bench status`."""
+    return f"{PROGRAM} {command}"
 
 
 def report_user_error(error: UserError) -> int:

@@ -17,15 +17,23 @@ built-ins.
 """
 
 import argparse
+import contextlib
 import importlib
 import inspect
+import logging
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 
 from common import UserError
 from harness.cli import exits_on_user_error
+
+log = logging.getLogger(__name__)
 
 # command -> (module, attribute of its `main(argv) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -169,11 +177,71 @@ def ui_main(argv: list[str]) -> int:
     experiment_id = tracking.prepare_store(uri, args.experiment)
     tracking.set_runs_view(uri, experiment_id)  # stores made before the saved view get it too
     url = tracking.runs_table_url(f"http://127.0.0.1:{args.port}", experiment_id)
-    print(f"runs table of experiment {args.experiment!r}: {url}", flush=True)
+    # Its own process group: a signal to this process stops the server and all its workers.
+    server = subprocess.Popen(ui_command(uri, args.port), start_new_session=True)
+    previous = {s: signal.signal(s, _stop_group(server)) for s in STOP_SIGNALS}
     try:
-        return subprocess.run(ui_command(uri, args.port)).returncode
+        if _serving(server, args.port, UI_START_S):
+            print(f"runs table of experiment {args.experiment!r}: {url}", flush=True)
+        elif server.poll() is None:
+            log.warning(
+                "the MLflow UI did not answer on port %d within %d s", args.port, UI_START_S
+            )
+        return server.wait()
     except KeyboardInterrupt:
+        _terminate(server)
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+UI_START_S = 180  # how long `ui` waits for the server to answer before it says so
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # (SIGINT: KeyboardInterrupt)
+
+
+def _serving(server: subprocess.Popen, port: int, within_s: float) -> bool:
+    """Whether 127.0.0.1:`port` accepts a connection within `within_s` s (False as soon as the
+    server process has ended)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and server.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1.0):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _terminate(server: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the server's process group (server and workers), SIGKILL what is left of it after
+    `grace_s`, and wait until no member is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(grace_s)
+        if _group_gone(server.pid, grace_s):
+            return
+
+
+def _group_gone(pgid: int, within_s: float) -> bool:
+    """Whether process group `pgid` has no member left (zombies are reaped) within `within_s`."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _stop_group(server: subprocess.Popen) -> Callable[[int, object], None]:
+    def handler(signum: int, frame: object) -> None:
+        _terminate(server)
+        sys.exit(128 + signum)
+
+    return handler
 
 
 # ------------------------------------------------------------------------------------- main

@@ -9,6 +9,7 @@ directory is `<paths.sweeps_dir>/<sweep name>/`.
 """
 
 import importlib.metadata
+import json
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -70,3 +71,19 @@ RUN_FILES = (
 
 # Files of a sweep directory.
 MANIFEST = "sweep.json"  # the sweep's points (harness.cluster.launcher)
+
+
+def sweep_manifests(sweeps_dir: Path, name: str) -> list[Path]:
+    """The manifests under `sweeps_dir` of the sweep called `name`: its folder's name, or the
+    sweep id its manifest records (`tracking.sweep` when set); unreadable ones are passed by."""
+    found = []
+    for manifest in sorted(sweeps_dir.glob(f"*/{MANIFEST}")):
+        if manifest.parent.name == name:
+            found.append(manifest)
+            continue
+        try:
+            if json.loads(manifest.read_text()).get("sweep") == name:
+                found.append(manifest)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return found

@@ -1,6 +1,9 @@
 """A synthetic MLflow store with known runs, shared by tests/test_report.py and tests/test_plots.py.
 
-Contents of experiment `ssm-bench` (best/test_acc as fractions, as the runner logs them):
+Contents of experiment `ssm-bench` (accuracies below as fractions). Runs of both generations of the
+runner are mixed: every run with an even creation index logs its accuracies in percent with the tag
+`acc_unit=percent` (as the runner does now), the others as fractions without the tag (as older
+code did); a report must read both as the same percentages (`percent_run`).
 - s4d_lin (init lin, freeze_A False): listops seeds 0,1,2 = .50 .52 .54; text seeds 0,1,2 =
   .80 .82 .87.
 - s4d_inv (init inv, freeze_A True): listops seeds 0,1,2 = .51 .55 .56 (paired with s4d_lin).
@@ -82,6 +85,11 @@ def specs() -> list[Spec]:
     return out
 
 
+def percent_run(index: int) -> bool:
+    """Whether the run created `index`-th logs percent (tag acc_unit=percent) or fractions."""
+    return index % 2 == 0
+
+
 TRIVIAL_ADDING_MSE = 1 / 6
 TRIVIAL_ADDING_VAL_MSE = 0.17
 CHANCE = 0.1
@@ -138,6 +146,12 @@ def build_store(root: Path) -> str:
         if spec.acc is not None:
             final |= {"wall_time_s": 10.0 + i, "perf/mean_samples_per_s": 100.0}
             metrics += [Metric(k, v, start, 20) for k, v in final.items()]
+        if percent_run(i):
+            tags["acc_unit"] = "percent"
+            metrics = [
+                Metric(m.key, m.value * 100, m.timestamp, m.step) if m.key.endswith("acc") else m
+                for m in metrics
+            ]
         client.log_batch(
             run.info.run_id,
             metrics=metrics,

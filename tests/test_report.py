@@ -502,4 +502,22 @@ def test_histories_hold_one_value_per_run_and_step(tmp_path):
     client.set_terminated(run.info.run_id, "FINISHED")
     history = load_histories(uri, load_runs(uri), "val/acc")
     assert history["step"].tolist() == [1, 2, 3]
-    assert history["value"].tolist() == [0.1, 0.25, 0.35]
+    # An untagged run (older code) logged fractions: read in percent.
+    assert history["value"].tolist() == pytest.approx([10.0, 25.0, 35.0])
+
+
+def test_accuracies_of_both_units_read_as_percent(store) -> None:
+    """Runs tagged acc_unit=percent and untagged runs of older code (fractions) give the same
+    percentages: metrics, the chance level and histories alike."""
+    loaded = load_runs(store)
+    cell = (loaded["model"] == "s4d_lin") & (loaded["task"] == "listops")
+    both = loaded[cell].sort_values("seed")
+    assert set(both["acc_unit"]) == {"percent", "fraction"}, "the store mixes both generations"
+    assert both["best_test_acc"].tolist() == pytest.approx([50.0, 52.0, 54.0])
+    assert both["metrics.best/test_acc"].tolist() == pytest.approx([50.0, 52.0, 54.0])
+    assert both["metrics.trivial/test_acc"].tolist() == pytest.approx([10.0] * 3)
+    history = load_histories(store, both, "val/acc")
+    finals = history[history["step"] == 20].sort_values("seed")["value"].tolist()
+    assert finals == pytest.approx([50.0, 52.0, 54.0])
+    # Losses are never scaled.
+    assert both["metrics.best/test_loss"].tolist() == pytest.approx([1.5, 1.48, 1.46])

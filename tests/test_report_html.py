@@ -18,7 +18,8 @@ from PIL import Image
 from report_store import build_store
 
 from harness.report import command as report
-from harness.report.html import PAGE_FILE
+from harness.report.format import Table
+from harness.report.html import PAGE_FILE, table_html
 
 BROWSER_FLAGS = [
     "--headless",
@@ -161,3 +162,10 @@ def test_page_renders_and_sorts_in_a_headless_browser(site: Path, tmp_path: Path
     assert _column(rows, 1)[-1] == "" or all(_column(rows, 1)), "empty cells sort last"
     assert _column(rows, 0) != _column(static_rows, 0), "the script reordered the rows"
     assert 'aria-sort="descending"' in done.stdout
+
+
+def test_an_empty_table_says_none() -> None:
+    empty = Table("excluded_runs", "Excluded runs", ["run"], ["reason"], [], "runs left out")
+    text = table_html(empty)
+    assert "<table" not in text and "<th" not in text
+    assert '<p class="empty" id="table-excluded_runs">none</p>' in text

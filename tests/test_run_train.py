@@ -41,7 +41,8 @@ def test_every_registered_model_finishes_a_short_run(model, make_cfg, tracking_e
     assert run.data.tags["model"] == model and run.data.tags["init"] == spec.init
     assert run.data.tags["kernel"] == spec.family == model.split("_")[0]
     assert set(run.data.metrics) >= STEP_METRICS | EVAL_METRICS | FINAL_METRICS
-    assert 0.0 <= summary["best/test_acc"] <= 1.0
+    assert 0.0 <= summary["best/test_acc"] <= 100.0  # percent (ACC_UNIT)
+    assert run.data.tags["acc_unit"] == summary["acc_unit"] == "percent"
     assert int(run.data.params["n_params"]) == summary["n_params"] > 0
 
 
@@ -260,7 +261,7 @@ def test_trivial_metrics_are_chance_and_the_training_mean_mse():
     assert trivial_metrics(regression, train, splits) == pytest.approx(expected)
     classes = TaskInfo("c", "tokens", 4, 8, 5)
     assert trivial_metrics(classes, train, splits) == {
-        "trivial/val_acc": 0.125,
-        "trivial/test_acc": 0.125,
+        "trivial/val_acc": 12.5,  # percent
+        "trivial/test_acc": 12.5,
     }
     assert trivial_metrics(regression, [], splits) == {}  # targets not in memory: nothing

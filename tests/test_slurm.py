@@ -76,8 +76,14 @@ def test_sweep_is_one_array_and_resubmission_is_idempotent(tmp_path: Path) -> No
     array = {i.split("_")[0] for i in ids}
     assert len(array) == 1, f"one job array, got {ids}"
     assert sorted(int(i.split("_")[1]) for i in ids) == list(range(6))
-    states = _sacct_states(array.pop())
+    array_id = array.pop()
+    states = _sacct_states(array_id)
     assert set(states.values()) == {"COMPLETED"}, states
+    sweep_id = re.search(r"^sweep (\S+) \(", first.stdout, re.M).group(1)
+    names = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "JobName", "-j", array_id], capture_output=True, text=True
+    ).stdout.split()
+    assert set(names) == {f"ssm-bench_{sweep_id}"}, names
 
     found = sh.runs(tmp_path)
     assert sorted((r.data.tags["model"], int(r.data.tags["seed"])) for r in found) == sorted(

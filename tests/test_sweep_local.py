@@ -15,8 +15,8 @@ import sweep_helpers as sh
 
 from common import UserError
 from harness.cluster import launcher
-from harness.cluster.jobs import result_outcome
-from harness.cluster.launcher import job_threads, local_slots, swept
+from harness.cluster.jobs import parse_elapsed, result_outcome
+from harness.cluster.launcher import job_threads, local_slots, slurm_job_name, swept
 from harness.cluster.progress import Outcome, summary_table
 from harness.cluster.status import RunView, row_state
 from harness.cluster.status import main as status_main
@@ -93,7 +93,7 @@ def test_job_threads_never_exceed_the_machine(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_outcome_lines_and_summary_table() -> None:
-    done = Outcome(0, "model=hope seed=1", "finished", "best/val_acc", 0.43216, 12.34)
+    done = Outcome(0, "model=hope seed=1", "finished", "best/val_acc", 43.216, 12.34)
     assert done.line() == "#0 model=hope seed=1: finished, best/val_acc 43.22, 12.3 s"
     failed = Outcome(1, "model=s4_legs seed=0", "failed: non-finite loss", "", float("nan"), 3.0)
     skipped = Outcome(
@@ -192,3 +192,9 @@ def test_result_outcome_of_a_garbled_file_is_none(tmp_path: Path) -> None:
     result = tmp_path / "0_result.pkl"
     result.write_bytes(b"\x80\x05not a pickle at all")
     assert result_outcome(result) is None
+
+
+def test_sacct_elapsed_is_parsed_per_job() -> None:
+    out = "57_0|34\n57_1|59\n57_2|\n"
+    assert parse_elapsed(out) == {"57_0": 34.0, "57_1": 59.0}
+    assert slurm_job_name("2026-12-03_09-34-07") == "ssm-bench_2026-12-03_09-34-07"

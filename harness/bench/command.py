@@ -39,7 +39,7 @@ from common import UserError
 from harness.bench import steps as bench_steps
 from harness.bench.steps import FLOOR, Shape
 from harness.bench.timing import measure
-from harness.cli import exits_on_user_error, parse_key_values
+from harness.cli import exits_on_user_error, parse_key_values, program
 from harness.run import precision
 from harness.run.distributed import DEVICE_CHOICES, resolve_device
 from models.kernels import ops
@@ -82,7 +82,7 @@ LRA_IMAGE_BACKBONE = {
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog=program("bench"), description=__doc__.split("\n")[0])
     p.add_argument("--suite", nargs="+", default=["layer"], choices=SUITES)
     p.add_argument(
         "--models",

@@ -2,7 +2,7 @@
 one after another in one process (`python -m harness.bench.sweep`).
 
 Both ways start `python -m harness.run -m ... seed=0,1,...` in a fresh results folder each (so no
-point is skipped as finished): once with Hydra's basic launcher (the points run in this order in
+point is skipped as finished): once with the default sequential launcher (the points in order in
 one process, torch with its default threads), once with `hydra/launcher=local` (the points as
 submitit jobs, as many at once as `harness.cluster.launcher.local_slots` allows, each capped at
 its `cpus_per_task` threads). Prints both wall times, their ratio and the per-point training

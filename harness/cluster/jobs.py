@@ -12,6 +12,7 @@ all jobs; this needs SLURM accounting), local jobs from their result file and th
 import json
 import os
 import pickletools
+import subprocess
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,3 +201,31 @@ def job_states(records: list[JobRecord]) -> dict[str, str]:
 def is_active(state: str) -> bool:
     """Whether a job in this scheduler state may still run (or rerun) its point."""
     return state.upper() in ACTIVE_STATES
+
+
+def parse_elapsed(sacct_output: str) -> dict[str, float]:
+    """`sacct -n -X -P -o JobID,ElapsedRaw` lines -> {job id: seconds the job ran}."""
+    elapsed = {}
+    for line in sacct_output.splitlines():
+        job_id, _, seconds = line.strip().partition("|")
+        if job_id and seconds.strip().isdigit():
+            elapsed[job_id] = float(seconds)
+    return elapsed
+
+
+def slurm_elapsed(job_ids: list[str]) -> dict[str, float]:
+    """How long each SLURM job ran (sacct's ElapsedRaw: start to end, queueing left out); jobs
+    sacct does not know (no accounting) are missing from the answer."""
+    if not job_ids:
+        return {}
+    try:
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "JobID,ElapsedRaw", "-j", ",".join(job_ids)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return parse_elapsed(out)

@@ -30,32 +30,44 @@ add what a benchmark sweep needs around them:
 
 import contextlib
 import logging
+import math
 import os
 import re
+import socket
 import sys
 import time
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import submitit
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from submitit.core.utils import JobPaths
 
 from common import UserError
+from harness.cli import program
 from harness.cluster import progress
 from harness.cluster.jobs import (
     JobRecord,
     is_active,
     job_states,
     read_outcome,
+    slurm_elapsed,
     write_json_atomically,
     write_outcome,
 )
@@ -100,6 +112,7 @@ class Point:
     action: str  # submit | skip
     note: str  # why (skipped: finished, failed, already queued as job ...)
     job_id: str | None = None
+    outcome: str = ""  # how its job ended in this launch (progress.Outcome.state), "" until then
 
 
 @dataclass
@@ -112,11 +125,18 @@ class Sweep:
     submitit_folder: str
     tracking_uri: str
     points: list[Point]
+    launched: str = field(default_factory=lambda: datetime.now(UTC).isoformat())  # ISO, UTC
+    pid: int = field(default_factory=os.getpid)  # the launching process
 
     def write_manifest(self) -> None:
+        """`sweep.json`: every point of this launch (skipped ones too) with its config hash, so
+        `status` and `report --sweep` find a rerun's skipped points through it."""
         manifest = {
             "sweep": self.name,
             "executor": self.executor,
+            "launched": self.launched,
+            "pid": self.pid,
+            "host": socket.gethostname(),
             "submitit_folder": self.submitit_folder,
             "tracking_uri": self.tracking_uri,
             "points": [asdict(p) for p in self.points],
@@ -167,6 +187,7 @@ class _SweepLauncher(BaseSubmititLauncher):
     """What the local and the SLURM launcher share: planning, records and the job side."""
 
     _EXECUTOR = "abstract"
+    _HOW = "as jobs"  # how the points run, for the line that opens a sweep
     # Keys of the launcher config that are policy, not submitit parameters.
     _POLICY_KEYS: tuple[str, ...] = ("rerun_failed", "max_requeues")
 
@@ -281,34 +302,35 @@ class _SweepLauncher(BaseSubmititLauncher):
         ensure_job_key()  # the jobs' signing key, in the environment they inherit
         sweep = self._plan(job_overrides, initial_job_idx)
         todo = [p for p in sweep.points if p.action == "submit"]
+        sweep.write_manifest()
+        print(
+            f"sweep {sweep.name} ({sweep.directory}): {len(sweep.points)} points, "
+            f"{len(todo)} to run {self._HOW}; status: {program('status')} {sweep.name}",
+            flush=True,
+        )
         for point in sweep.points:
             if point.action == "skip":
                 log.info("#%d %s: skipped (%s)", point.index, point.label, point.note)
-        sweep.write_manifest()
         if not todo:
             log.info(
                 "sweep %s: all %d points skipped; nothing submitted", sweep.name, len(sweep.points)
             )
+            self._print_summary(sweep)
             return [self._completed_return(p, skipped=p.note) for p in sweep.points]
-        log.info(
-            "sweep %s: submitting %d of %d points as %s jobs; status: python -m harness.status %s",
-            sweep.name,
-            len(todo),
-            len(sweep.points),
-            self._EXECUTOR,
-            sweep.name,
-        )
         returns = dict(zip((p.index for p in todo), self._run(sweep, todo), strict=True))
         self._print_summary(sweep)
         return [
             returns.get(p.index) or self._completed_return(p, skipped=p.note) for p in sweep.points
         ]
 
-    def _finished(self, point: Point, ret: JobReturn) -> None:
-        """Log the line of a point whose job just ended."""
-        wall_s = time.perf_counter() - self._started[point.index]
+    def _finished(self, point: Point, ret: JobReturn, wall_s: float | None = None) -> None:
+        """Log the line of a point whose job just ended (`wall_s`: the job's own run time; by
+        default the time since its submission, which is that for jobs that start at once)."""
+        if wall_s is None:
+            wall_s = time.perf_counter() - self._started[point.index]
         done = progress.outcome(point.index, point.label, Path(point.run_dir), ret, wall_s)
         self._outcomes[point.index] = done
+        point.outcome = done.state
         log.info("%s", done.line())
 
     def _print_summary(self, sweep: Sweep) -> None:
@@ -354,7 +376,7 @@ class _SweepLauncher(BaseSubmititLauncher):
                 name=sweep_name(task_cfg) or "",
                 directory=Path(str(self.config.hydra.sweep.dir)),
                 executor=self._EXECUTOR,
-                submitit_folder=self.params["submitit_folder"],
+                submitit_folder=self.params.get("submitit_folder", ""),
                 tracking_uri=tracking_uri(task_cfg),
                 points=points,
             )
@@ -443,6 +465,7 @@ class SlurmLauncher(_SweepLauncher):
     """The points of a sweep as ONE SLURM job array (`hydra/launcher=slurm`)."""
 
     _EXECUTOR = "slurm"
+    _HOW = "as one SLURM job array"
     _POLICY_KEYS = ("rerun_failed", "max_requeues", "wait")
 
     def _executor(self) -> submitit.AutoExecutor:
@@ -466,6 +489,7 @@ class SlurmLauncher(_SweepLauncher):
 
     def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
         executor = self._executor()
+        executor.update_parameters(name=slurm_job_name(sweep.name))  # squeue/sacct show it
         if self.params.get("cpus_per_task"):  # SLURM allots the cores; torch is told to use them
             self.threads = int(self.params["cpus_per_task"])
         jobs = executor.map_array(self, *zip(*(self._job_args(p) for p in todo), strict=True))
@@ -474,14 +498,24 @@ class SlurmLauncher(_SweepLauncher):
         sweep.write_manifest()
         if not self.policy.get("wait", True):
             log.info(
-                "not waiting (hydra.launcher.wait=false); follow it with harness.cluster.status"
+                "not waiting (hydra.launcher.wait=false); follow it with `%s %s`",
+                program("status"),
+                sweep.name,
             )
             return [self._completed_return(p, job_id=p.job_id) for p in todo]
         returns = []
         for point, job in zip(todo, jobs, strict=True):  # in submission order
             returns.append(self._collect(point, job))
-            self._finished(point, returns[-1])
+            # The line's wall time is the job's run time (sacct), not its time in the queue.
+            elapsed = slurm_elapsed([str(job.job_id)]).get(str(job.job_id), math.nan)
+            self._finished(point, returns[-1], elapsed)
         return returns
+
+
+def slurm_job_name(sweep: str) -> str:
+    """The name `squeue` and `sacct` show for a sweep's job array (its tasks are the points in
+    submission order; `status` maps each job id to its point)."""
+    return f"ssm-bench_{sweep}"
 
 
 def visible_gpus() -> list[int]:
@@ -558,6 +592,7 @@ class LocalLauncher(_SweepLauncher):
     """The points of a sweep as local submitit jobs, at most `max_parallel` at once."""
 
     _EXECUTOR = "local"
+    _HOW = "as local jobs"
     _POLICY_KEYS = ("rerun_failed", "max_requeues", "max_parallel")
 
     def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
@@ -602,3 +637,39 @@ class LocalLauncher(_SweepLauncher):
                     slots.append(gpus)
                     del running[index]
         return [returns[p.index] for p in todo]
+
+
+class SequentialLauncher(_SweepLauncher):
+    """The points one after another in this process: a plain `-m` sweep (`hydra/launcher=
+    sequential`, the default), with the same manifest, per-point lines and closing table as the
+    job launchers; no job records (the manifest's `pid` is the process that runs the points)."""
+
+    _EXECUTOR = "process"
+    _HOW = "one after another in this process"
+    _POLICY_KEYS = ("rerun_failed",)
+
+    def _run(self, sweep: Sweep, todo: list[Point]) -> list[JobReturn]:
+        assert self.hydra_context is not None and self.config is not None
+        assert self.task_function is not None
+        returns = []
+        for point in todo:
+            log.info("#%d %s: running (%s)", point.index, point.label, point.note)
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                self.config, list(point.overrides)
+            )
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = point.index
+                sweep_config.hydra.job.num = point.index
+            self._started[point.index] = time.perf_counter()
+            ret = run_job(
+                hydra_context=self.hydra_context,
+                task_function=self.task_function,
+                config=sweep_config,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            returns.append(ret)
+            self._finished(point, ret)
+            sweep.write_manifest()
+        return returns

@@ -2,8 +2,9 @@
 
 A point's outcome is read from what the job left behind: its Hydra `JobReturn` (did the job end
 normally) and `<run dir>/summary.json` (the run's final metrics, written once it FINISHED). The
-metric shown is the run's best validation score, `best/val_acc` for classification (%, as the
-report shows accuracies) or `best/val_loss` for regression; the wall time is the job's, from
+metric shown is the run's best validation score, `best/val_acc` for classification (%, as every
+run logs it; a summary of older code, without `acc_unit`, holds a fraction and is converted) or
+`best/val_loss` for regression; the wall time is the job's, from
 submission to its end (queueing on SLURM included).
 """
 
@@ -42,8 +43,8 @@ class Outcome:
 
 
 def _value_text(metric: str, value: float) -> str:
-    """Accuracy as a percentage with two decimals, a loss with four significant digits."""
-    return f"{100 * value:.2f}" if metric.endswith("_acc") else f"{value:.4g}"
+    """Accuracy (%) with two decimals, a loss with four significant digits."""
+    return f"{value:.2f}" if metric.endswith("_acc") else f"{value:.4g}"
 
 
 def _score(run_dir: Path) -> tuple[str, float]:
@@ -54,9 +55,10 @@ def _score(run_dir: Path) -> tuple[str, float]:
         return "", math.nan
     if not isinstance(summary, dict):
         return "", math.nan
+    scale = 100.0 if summary.get("acc_unit", "fraction") == "fraction" else 1.0
     for key in METRICS:
         if isinstance(summary.get(key), int | float):
-            return key, float(summary[key])
+            return key, float(summary[key]) * (scale if key.endswith("_acc") else 1.0)
     return "", math.nan
 
 

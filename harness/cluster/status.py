@@ -18,8 +18,11 @@ with the reason of a failure (MLflow's `status_reason`, else the job's end state
 import argparse
 import json
 import logging
+import os
+import socket
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -30,9 +33,9 @@ from mlflow.exceptions import MlflowException
 
 from common import UserError
 from harness import damaged
-from harness.cli import exits_on_user_error
+from harness.cli import exits_on_user_error, program
 from harness.cluster.jobs import JobRecord, is_active, job_states
-from harness.layout import MANIFEST, PROJECT_ROOT, RUN_ID_FILE
+from harness.layout import MANIFEST, PROJECT_ROOT, RUN_ID_FILE, sweep_manifests
 from harness.run.tracking import with_retries
 
 log = logging.getLogger(__name__)
@@ -85,21 +88,37 @@ def row_state(
     return "unknown", ""
 
 
+def _launched(manifest: Path) -> str:
+    """When the sweep of `manifest` was launched (ISO, UTC): its `launched` field, else (a
+    manifest of an older version) the file's modification time."""
+    try:
+        launched = json.loads(manifest.read_text()).get("launched")
+    except (OSError, ValueError):
+        launched = None
+    if isinstance(launched, str) and launched:
+        return launched
+    return datetime.fromtimestamp(manifest.stat().st_mtime, UTC).isoformat()
+
+
 def find_manifest(sweep: str | None, sweeps_dir: Path) -> Path:
-    """The manifest of `sweep` (a name under `sweeps_dir` or a folder), else the newest one."""
+    """The manifest of `sweep` (a folder, a folder name under `sweeps_dir` or a sweep id), else
+    the manifest of the sweep launched last (by the `launched` time it records)."""
+    manifests = sorted(sweeps_dir.glob(f"*/{MANIFEST}"), key=_launched)
     if sweep is not None:
-        for folder in (Path(sweep), sweeps_dir / sweep):
-            if (folder / MANIFEST).is_file():
-                return folder / MANIFEST
+        if (Path(sweep) / MANIFEST).is_file():
+            return Path(sweep) / MANIFEST
+        named = sorted(sweep_manifests(sweeps_dir, sweep), key=_launched)
+        if named:
+            return named[-1]
+        known = ", ".join(m.parent.name for m in manifests[-5:]) or "none yet"
         raise UserError(
-            f"no sweep {sweep!r}: neither {sweep}/{MANIFEST} nor {sweeps_dir / sweep / MANIFEST} "
-            "exists; run `python -m harness.status` without a name for the latest sweep"
+            f"no sweep {sweep!r}: neither {sweep}/{MANIFEST} nor a sweep of that name under "
+            f"{sweeps_dir} (newest: {known}); `{program('status')}` shows the latest"
         )
-    manifests = sorted(sweeps_dir.glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime)
     if not manifests:
         raise UserError(
             f"no sweep launched yet: no {sweeps_dir}/*/{MANIFEST}; start one with "
-            "`python -m harness.run -m hydra/launcher=local ...` (or set paths.root)"
+            f"`{program('run')} -m task=... model=a,b seed=0,1` (or set paths.root)"
         )
     return manifests[-1]
 
@@ -121,20 +140,55 @@ def _run_view(client: MlflowClient, run_dir: Path) -> RunView | None:
     )
 
 
+def _process_alive(manifest: dict) -> bool:
+    """Whether the process that runs a sequential sweep's points (`pid` on `host`) still lives."""
+    if manifest.get("host") != socket.gethostname() or not manifest.get("pid"):
+        return False
+    try:
+        os.kill(int(manifest["pid"]), 0)
+    except (ProcessLookupError, PermissionError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _process_job_state(point: dict, alive: bool, run: RunView | None) -> str | None:
+    """A sequential sweep's point as the scheduler state `row_state` reads: its outcome in the
+    manifest once it ended; while the sweep's process lives RUNNING (its run is open) or PENDING;
+    after it INTERRUPTED (None: not reached before the process ended)."""
+    outcome = point.get("outcome", "")
+    if outcome:
+        return "COMPLETED" if outcome == "finished" else "FAILED"
+    if alive:
+        return "RUNNING" if run is not None and run.status == "RUNNING" else "PENDING"
+    return "INTERRUPTED" if run is not None else None
+
+
 def status_table(manifest_path: Path, with_logs: bool = False) -> pd.DataFrame:
     """One row per point of the sweep in `manifest_path` (see the module docstring)."""
     manifest = json.loads(manifest_path.read_text())
+    in_process = manifest.get("executor") == "process"
+    alive = in_process and _process_alive(manifest)
     client = MlflowClient(tracking_uri=manifest["tracking_uri"])
     points = manifest["points"]
-    records = {p["config_hash"]: JobRecord.load(Path(p["run_dir"])) for p in points}
+    records = {
+        p["config_hash"]: None if in_process else JobRecord.load(Path(p["run_dir"])) for p in points
+    }
     states = job_states([r for r in records.values() if r is not None])
     rows = []
     for point in points:
-        record = records[point["config_hash"]]
+        record = None if in_process else records[point["config_hash"]]
         job_state = states.get(record.job_id) if record is not None else None
         run = _run_view(client, Path(point["run_dir"]))
+        if in_process and point["action"] != "skip":
+            job_state = _process_job_state(point, alive, run)
         requeues = run.requeues if run is not None else 0
         state, reason = row_state(job_state, run, point["action"] == "skip", requeues)
+        if in_process and state == "failed" and point.get("outcome", "").startswith("failed"):
+            reason = point["outcome"].removeprefix("failed: ")
+        elif in_process and job_state is None and run is None and point["action"] != "skip":
+            reason = "not started: the sweep's process ended first; run the sweep again"
+        elif in_process and job_state == "INTERRUPTED" and state == "failed":
+            reason = "interrupted with the sweep's process; run the sweep again to resume"
         row = {
             "#": point["index"],
             "state": state,
@@ -162,10 +216,10 @@ def render(table: pd.DataFrame) -> str:
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.status", description=__doc__.split("\n\n")[0]
+    parser = argparse.ArgumentParser(prog=program("status"), description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "sweep", nargs="?", help="sweep id, folder name or folder (default: the latest launched)"
     )
-    parser.add_argument("sweep", nargs="?", help="sweep name or folder (default: the latest)")
     parser.add_argument("--logs", action="store_true", help="add each job's log file")
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides for paths, e.g. paths.root=/scratch/me"
@@ -189,10 +243,15 @@ def main(argv: list[str] | None = None) -> int:
             cfg = compose("config", overrides=args.overrides)
     except HydraException as error:
         raise UserError(f"bad override in {args.overrides}: {error}") from None
-    manifest = find_manifest(args.sweep, Path(cfg.paths.sweeps_dir))
+    sweeps_dir = Path(cfg.paths.sweeps_dir)
+    manifest = find_manifest(args.sweep, sweeps_dir)
     table = status_table(manifest, with_logs=args.logs)
     counts = table["state"].value_counts()
-    print(f"sweep {json.loads(manifest.read_text())['sweep']} ({manifest.parent})")
+    which = "" if args.sweep else f", the latest of {len(list(sweeps_dir.glob('*/' + MANIFEST)))}"
+    print(
+        f"sweep {json.loads(manifest.read_text())['sweep']} ({manifest.parent}), launched "
+        f"{_launched(manifest)[:19].replace('T', ' ')} UTC{which}"
+    )
     print(render(table))
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
     return 0

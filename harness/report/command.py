@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from common import UserError
-from harness.cli import exits_on_user_error, make_folder, parse_key_values
+from harness.cli import exits_on_user_error, make_folder, parse_key_values, program
 from harness.layout import PROJECT_ROOT
 from harness.report.format import DEFAULT_DIGITS, RENDERERS, to_csv, write_table
 from harness.report.load import DEFAULT_EXPERIMENT, RunFilter, dedup, load_runs, sweep_hashes
@@ -60,7 +60,7 @@ def _keys(specs: list[str]) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     """The command-line options (see the module docstring)."""
-    p = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog=program("report"), description=__doc__.split("\n")[0])
     p.add_argument(
         "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or results/mlflow.db)"
     )

@@ -89,8 +89,7 @@ def references(
             continue
         level = pd.to_numeric(runs.loc[runs["task"] == task, col], errors="coerce").mean()
         if np.isfinite(level):
-            scale = 100.0 if kind == "acc" else 1.0
-            found[task] = Reference(level * scale, REFERENCE_LABELS[kind])
+            found[task] = Reference(level, REFERENCE_LABELS[kind])
     return found
 
 
@@ -114,9 +113,7 @@ def learning_curve_figures(uri: str, runs: pd.DataFrame, out: Path, pool: list[s
     for objective, metric in CURVE_METRICS.items():
         tasks = [t for t, o in objectives.items() if o == objective]
         history = load_histories(uri, scored[scored["task"].isin(tasks)], metric)
-        frames.append(
-            history.assign(value=history["value"] * (100.0 if is_accuracy(metric) else 1.0))
-        )
+        frames.append(history)  # accuracies in percent (load_histories)
     frames = [f.astype({"step": int, "value": float}) for f in frames if not f.empty]
     history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if history.empty:

@@ -130,16 +130,19 @@ def table_html(table: Table) -> str:
         row_class = ' class="published"' if row.published else ""
         body.append(f"<tr{row_class}>{''.join(tds)}</tr>")
     notes = "".join(f"<li>{esc(n)}</li>" for n in table.notes)
+    grid = [
+        f'<div class="scroll"><table class="sortable" id="table-{esc(table.name)}">',
+        f"<thead><tr>{head}</tr></thead>",
+        "<tbody>",
+        *body,
+        "</tbody></table></div>",
+    ]
     return "\n".join(
         [
             f'<section id="{esc(table.name)}">',
             f"<h2>{esc(table.title)}</h2>",
             f'<p class="caption">{esc(table.caption)}</p>',
-            f'<div class="scroll"><table class="sortable" id="table-{esc(table.name)}">',
-            f"<thead><tr>{head}</tr></thead>",
-            "<tbody>",
-            *body,
-            "</tbody></table></div>",
+            *(grid if body else [f'<p class="empty" id="table-{esc(table.name)}">none</p>']),
             f'<ul class="notes">{notes}</ul>' if notes else "",
             "</section>",
         ]

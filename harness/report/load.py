@@ -7,6 +7,10 @@ config plus `n_params`; metrics `best/val_acc`, `best/test_acc`, `best/test_loss
 `trivial/{val,test}_*`, `wall_time_s`, `perf/mean_samples_per_s`, ... Reports read only the store,
 never the training process (and, for `--sweep`, the sweep's manifest: `sweep_hashes`).
 
+Accuracies come out in percent: runs tag their unit (`acc_unit`, `harness.run.metrics.ACC_UNIT`);
+the accuracy metrics of runs without the tag (logged as fractions by older code) are multiplied by
+100 here, in the frame and in the histories.
+
 The frame has typed core columns (`CORE_COLUMNS`) and keeps MLflow's own `metrics.<name>`,
 `params.<name>` and `tags.<name>` columns, so any metric, param or tag can be used as a metric
 or a grouping key.
@@ -25,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from common import UserError
-from harness.layout import MANIFEST
+from harness.layout import sweep_manifests
 from harness.run.tracking import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ CORE_COLUMNS = (
     "seed",
     "config_hash",
     "sweep",
+    "acc_unit",
     "status",
     "status_reason",
     "start_time",
@@ -88,12 +93,12 @@ class RunFilter:
 
 
 def sweep_hashes(sweeps_dir: Path, sweeps: tuple[str, ...]) -> frozenset[str]:
-    """Config hashes of the points that the manifests `<sweeps_dir>/<sweep>/sweep.json` of the
-    given sweeps list (sweeps without a manifest there contribute none)."""
+    """Config hashes of every point (run or skipped as finished) that the manifests of the given
+    sweeps list (`harness.layout.sweep_manifests`: by folder name or sweep id; sweeps without a
+    manifest there contribute none)."""
     hashes: set[str] = set()
     for sweep in sweeps:
-        manifest = sweeps_dir / sweep / MANIFEST
-        if manifest.is_file():
+        for manifest in sweep_manifests(sweeps_dir, sweep):
             hashes |= {p["config_hash"] for p in json.loads(manifest.read_text())["points"]}
     return frozenset(hashes)
 
@@ -147,17 +152,38 @@ def _experiment_ids(client: MlflowClient, names: tuple[str, ...]) -> dict[str, s
     return found
 
 
+def is_accuracy(metric: str) -> bool:
+    """Accuracies (`best/test_acc`, `val/acc`, `trivial/test_acc`): percent in every frame."""
+    return metric.rsplit("/", 1)[-1].endswith("acc")
+
+
+def acc_unit(tags: pd.Series) -> pd.Series:
+    """Each run's accuracy unit from its `acc_unit` tag; runs without one logged fractions."""
+    return tags.astype("string").fillna("fraction")
+
+
+def _in_percent(raw: pd.DataFrame) -> pd.DataFrame:
+    """`raw` with every accuracy metric of fraction-unit runs multiplied by 100."""
+    unit = acc_unit(raw["tags.acc_unit"] if "tags.acc_unit" in raw else pd.Series(None, raw.index))
+    scale = unit.map(lambda u: 100.0 if u == "fraction" else 1.0).astype(float)
+    columns = [c for c in raw if c.startswith("metrics.") and is_accuracy(c)]
+    converted = {c: pd.to_numeric(raw[c], errors="coerce") * scale for c in columns}
+    return raw.assign(**converted)
+
+
 def _typed(raw: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """Add the typed core columns to MLflow's raw frame."""
 
     def column(name: str, default=None) -> pd.Series:
         return raw[name] if name in raw.columns else pd.Series(default, index=raw.index)
 
+    raw = _in_percent(raw)
     core = pd.DataFrame(index=raw.index)
     core["run_id"] = raw["run_id"]
     core["experiment"] = raw["experiment_id"].map(names)
     for tag in _TAGS:
         core[tag] = column(f"tags.{tag}").astype("string")
+    core["acc_unit"] = acc_unit(column("tags.acc_unit"))
     core["seed"] = pd.to_numeric(column("tags.seed"), errors="coerce").astype("Int64")
     core["status"] = raw["status"].astype("string")
     core["start_time"] = pd.to_datetime(raw["start_time"], utc=True)
@@ -276,11 +302,13 @@ def load_histories(uri: str, runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 
     Returns columns `run_id`, `task`, `model`, `seed`, `step`, `value`: one row per run and step,
     the value logged last at that step (a store written before resumes logged each step once may
-    hold a step twice).
+    hold a step twice); accuracies in percent (`acc_unit`).
     """
     client = MlflowClient(tracking_uri=uri)
     frames = []
     for run in runs.itertuples():
+        fraction = is_accuracy(metric) and getattr(run, "acc_unit", "fraction") == "fraction"
+        scale = 100.0 if fraction else 1.0
         by_step = {
             p.step: p
             for p in sorted(
@@ -297,7 +325,7 @@ def load_histories(uri: str, runs: pd.DataFrame, metric: str) -> pd.DataFrame:
                         "model": run.model,
                         "seed": run.seed,
                         "step": [p.step for p in points],
-                        "value": [p.value for p in points],
+                        "value": [p.value * scale for p in points],
                     }
                 )
             )

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness.report.load import is_accuracy as is_accuracy  # re-exported: one definition
 from harness.report.load import metric_column
 
 LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
@@ -29,11 +30,6 @@ def ordered_tasks(tasks) -> list[str]:
     """Distinct task names: the LRA tasks first in the papers' order, then the others sorted."""
     names = set(tasks)
     return [t for t in LRA_TASKS if t in names] + sorted(names - set(LRA_TASKS))
-
-
-def is_accuracy(metric: str) -> bool:
-    """Accuracies (`best/test_acc`, `val/acc`) are logged as fractions and shown in percent."""
-    return metric.rsplit("/", 1)[-1].endswith("acc")
 
 
 def higher_is_better(metric: str) -> bool:
@@ -76,8 +72,9 @@ def task_metrics(runs: pd.DataFrame, metric: str | None) -> dict[str, str]:
 
 
 def metric_values(runs: pd.DataFrame, metrics: str | Mapping[str, str]) -> pd.Series:
-    """Each run's metric as float (its task's metric when `metrics` maps task -> metric), x100 for
-    accuracies; NaN for runs that are not FINISHED or do not log their metric.
+    """Each run's metric as float (its task's metric when `metrics` maps task -> metric;
+    accuracies in percent, as `load` converts them); NaN for runs that are not FINISHED or do not
+    log their metric.
 
     A single metric no run logs is an unknown name (`UserError`) when some run FINISHED; when none
     did (every run failed early) all values are NaN, so the tables still list the failures.
@@ -90,7 +87,7 @@ def metric_values(runs: pd.DataFrame, metrics: str | Mapping[str, str]) -> pd.Se
         rows = runs["task"] == task
         if col in runs.columns:
             task_values = pd.to_numeric(runs.loc[rows, col], errors="coerce").astype(float)
-            values[rows] = task_values * 100.0 if is_accuracy(metric) else task_values
+            values[rows] = task_values
     return values.where(runs["status"] == "FINISHED")
 
 

@@ -4,7 +4,11 @@ Every batch yields a statistics vector `[loss_sum, correct, count]` (float64, sh
 `count` is the number of scored targets (examples for pooled outputs, examples x steps for
 `pooling: none`, target elements for regression), `loss_sum = mean loss * count`, and `correct`
 is the number of correct argmax predictions (0 for regression). Sums of these vectors over batches
-and ranks give exact dataset means: loss = loss_sum / count, accuracy = correct / count.
+and ranks give exact dataset means: loss = loss_sum / count, accuracy = 100 * correct / count.
+
+Accuracies are percentages everywhere a user sees them (MLflow, logs, tables, the sweep lines):
+`ACC_UNIT`. Every run records its unit in the tag `acc_unit`; runs logged before it (no tag)
+hold fractions, and `harness.report.load` converts them.
 """
 
 import torch
@@ -15,6 +19,10 @@ from common import UserError
 from tasks import TaskInfo
 
 OBJECTIVES = ("classification", "regression")
+ACC_UNIT = "percent"
+"""The unit of every accuracy a run logs (the tag `acc_unit`); "fraction" = runs of older code."""
+ACC_SCALES = {"percent": 100.0, "fraction": 1.0}
+"""Accuracy = ACC_SCALES[unit] * correct / count."""
 
 
 def batch_loss(objective: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -47,13 +55,16 @@ def batch_stats(
     )
 
 
-def summarize(stats: torch.Tensor, objective: str, prefix: str) -> dict[str, float]:
-    """`{prefix/loss, prefix/acc}` from summed statistics (`acc` only for classification)."""
+def summarize(
+    stats: torch.Tensor, objective: str, prefix: str, acc_unit: str = ACC_UNIT
+) -> dict[str, float]:
+    """`{prefix/loss, prefix/acc}` from summed statistics (`acc` only for classification, in
+    `acc_unit`: percent, or fraction for a run resumed from a checkpoint of older code)."""
     loss_sum, correct, count = stats.tolist()
     count = max(count, 1.0)
     out = {f"{prefix}/loss": loss_sum / count}
     if objective == "classification":
-        out[f"{prefix}/acc"] = correct / count
+        out[f"{prefix}/acc"] = ACC_SCALES[acc_unit] * correct / count
     return out
 
 
@@ -67,13 +78,15 @@ def trivial_metrics(info: TaskInfo, train: Dataset, splits: dict[str, Dataset]) 
     """The score on each of `splits` (name -> dataset) of an input-blind predictor, logged once
     per run at step 0.
 
-    classification: `trivial/<split>_acc` = 1 / C, uniform guessing among the `d_output` classes.
+    classification: `trivial/<split>_acc` = 100 / C (%), uniform guessing among the `d_output`
+        classes.
     regression: `trivial/<split>_loss` = mean((y - mean_i y_train[i])^2), the mean squared error
         of predicting the training targets' mean (per output element, mean over items i), when the
         splits hold their targets in memory (`TensorDataset`); otherwise nothing is logged.
     """
     if info.objective == "classification":
-        return {f"{TRIVIAL_PREFIX}/{name}_acc": 1.0 / info.d_output for name in splits}
+        scale = ACC_SCALES[ACC_UNIT]
+        return {f"{TRIVIAL_PREFIX}/{name}_acc": scale / info.d_output for name in splits}
     if not all(isinstance(d, TensorDataset) for d in (train, *splits.values())):
         return {}
     mean = train.tensors[1].double().mean(dim=0)  # (...) per output element

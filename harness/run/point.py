@@ -67,7 +67,7 @@ from harness.provenance import git_commit
 from harness.run import checkpoint, distributed, schema, tracking
 from harness.run.config import config_hash, flatten, resolved
 from harness.run.distributed import DistContext
-from harness.run.metrics import trivial_metrics
+from harness.run.metrics import ACC_UNIT, trivial_metrics
 from harness.run.train import NonFiniteLoss, RunInputs, Trainer
 
 log = logging.getLogger(__name__)
@@ -390,6 +390,7 @@ def _new_run_tags(cfg: DictConfig, ctx: DistContext, digest: str) -> dict[str, s
         "config_hash": digest,
         "git_commit": git_commit(),
         "requeues": "0",
+        "acc_unit": ACC_UNIT,
         **_environment_tags(ctx, cfg),
     }
     sweep = sweep_name(cfg)
@@ -590,9 +591,11 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan) -> dict[str, Any]:
         "model": str(cfg.model.name),
         "seed": int(cfg.seed),
         "n_params": n_params,
+        "acc_unit": trainer.acc_unit,
         **final,
     }
     if run is not None:
+        run.set_tags({"acc_unit": trainer.acc_unit})  # a resumed run of older code: fraction
         run.log_metrics({k: v for k, v in final.items() if k != "step"}, int(final["step"]))
         write_text_atomically(workdir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         run.log_artifact(workdir / SUMMARY_FILE)

@@ -214,6 +214,7 @@ class Trainer:
         # Position and history (all saved in checkpoints).
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best: dict[str, Any] = {"metrics": {}, "step": None, "evals_since_best": 0}
+        self.acc_unit = metrics.ACC_UNIT  # a run resumed from older code keeps its fractions
         self.last_eval_step: int | None = None
         self.counters = {
             "wall_s": 0.0,
@@ -258,6 +259,7 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "best": self.best,
+            "acc_unit": self.acc_unit,
             "last_eval_step": self.last_eval_step,
             "counters": {**self.counters, "wall_s": self._wall_s()},
             "window": self._window_state(),
@@ -280,6 +282,8 @@ class Trainer:
         position = [state[k] for k in ("step", "epoch", "batch_in_epoch")]
         if not all(isinstance(v, int) and v >= 0 for v in position):
             raise checkpoint.Damaged(f"step, epoch, batch_in_epoch = {position} are not counts")
+        if state.get("acc_unit", "fraction") not in metrics.ACC_SCALES:
+            raise checkpoint.Damaged(f"unknown accuracy unit {state['acc_unit']!r}")
         step, epoch, batch = position
         expected = epoch * self.steps_per_epoch + math.ceil(batch / self.accum)
         if batch > self.batches_per_epoch or step != expected or step > self.planned_steps:
@@ -316,6 +320,8 @@ class Trainer:
         self.step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
         self.best, self.last_eval_step = state["best"], state["last_eval_step"]
+        # Checkpoints of older code carry no unit: their run logged fractions and goes on so.
+        self.acc_unit = str(state.get("acc_unit", "fraction"))
         self.counters = dict(state["counters"])
         log.info(
             "resumed at step %d (epoch %d, batch %d)", self.step, self.epoch, self.batch_in_epoch
@@ -363,7 +369,7 @@ class Trainer:
         self._window_losses()
         stats = distributed.all_reduce_sum(self.window_stats, self.ctx).cpu()
         elapsed = max(time.perf_counter() - self.window_t0, 1e-9)
-        values = metrics.summarize(stats, self.objective, "train")
+        values = metrics.summarize(stats, self.objective, "train", self.acc_unit)
         for group in self.optimizer.param_groups:
             values[f"lr/{group['name']}"] = group["lr"]
         values["perf/samples_per_s"] = self.window_samples * self.ctx.world_size / elapsed
@@ -376,7 +382,7 @@ class Trainer:
                 "samples/s": f"{values['perf/samples_per_s']:.0f}",
             }
             if "train/acc" in values:
-                postfix["acc"] = f"{values['train/acc']:.3f}"
+                postfix["acc"] = f"{values['train/acc']:.3g}"
             bar.set_postfix(postfix, refresh=False)
         self._reset_window()
         self.counters["log_s"] += time.perf_counter() - t0
@@ -409,7 +415,8 @@ class Trainer:
         self.module.eval()
         values: dict[str, float] = {}
         for name, loader in self.eval_loaders.items():
-            values.update(metrics.summarize(self._evaluate_split(loader), self.objective, name))
+            stats = self._evaluate_split(loader)
+            values.update(metrics.summarize(stats, self.objective, name, self.acc_unit))
         self.module.train()
         values["epoch"] = self.epoch + self.batch_in_epoch / max(self.batches_per_epoch, 1)
         monitored = values[self.monitor]

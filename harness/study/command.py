@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from common import UserError
-from harness.cli import exits_on_user_error
+from harness.cli import exits_on_user_error, program
 from harness.layout import MANIFEST, PROJECT_ROOT
 from harness.report.load import RunFilter, dedup, load_runs, sweep_hashes
 from harness.run.tracking import resolve_uri
@@ -40,7 +40,7 @@ SEEDS = 3
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.study", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog=program("study"), description=__doc__.split("\n")[0])
     p.add_argument("name", help=f"the study: {', '.join(STUDIES)}")
     p.add_argument("--quick", action="store_true", help="seconds-long smoke version (not a result)")
     p.add_argument(
