@@ -6,12 +6,13 @@ The syntax is the one of Hydra's own Optuna sweeper (hydra-optuna-sweeper), so a
     optimizer.lr=tag(log, interval(1e-4, 1e-1))   -> FloatDistribution(1e-4, 1e-1, log=True)
     model.layer.dt_max=interval(0.01, 1.0)        -> FloatDistribution(0.01, 1.0)
     backbone.n_layers=tag(int, interval(1, 4))    -> IntDistribution(1, 4)
-    backbone.d_model=16,32  or  choice(16, 32)    -> CategoricalDistribution(["16", "32"])
-    trainer.batch_size=range(16, 65, 16)          -> CategoricalDistribution(["16", "32", ...])
+    backbone.d_model=16,32  or  choice(16, 32)    -> CategoricalDistribution([16, 32])
+    trainer.batch_size=range(16, 65, 16)          -> CategoricalDistribution([16, 32, 48, 64])
     trainer.max_epochs=3                          -> fixed: the same in every trial
 
-Categorical values are kept as the override text Hydra would parse (`"16"`, `"'a b'"`), so a
-trial's value is written back verbatim. Anything else is fixed and passed to every trial as is.
+Categorical values are kept as Hydra's encoded values (`16`, `"'a b'"`: quoted where the text
+needs it), so a trial's value is written back verbatim. Anything else is fixed and passed to
+every trial as is.
 """
 
 from dataclasses import dataclass
