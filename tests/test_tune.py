@@ -108,3 +108,21 @@ def test_search_space_syntax():
     extremes = space.extremes()  # every end of every dimension is composed before a trial runs
     assert "optimizer.lr=0.1" in {o for point in extremes for o in point}
     assert "backbone.n_layers=4" in {o for point in extremes for o in point}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ([SPACE], "error: hydra.sweeper.study_name is not set"),
+        (["hydra.sweeper.study_name=x", "optimizer.lr=interval(0.1, 0.01)"], "lower bound below"),
+    ],
+)
+def test_sweeper_user_errors_leave_nothing(tmp_path, overrides, message):
+    done = harness_run(["-m", "hydra/sweeper=optuna", *tiny(tmp_path), *overrides], tmp_path, 300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert message in done.stderr
+    assert not (tmp_path / "results" / "optuna.db").exists()
+    assert not (tmp_path / "results" / "runs").exists() or not any(
+        (tmp_path / "results" / "runs").iterdir()
+    )
