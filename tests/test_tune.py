@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from harness import console
 from harness.tune.space import parse
-from harness.tune.sweeper import TAG_STUDY, TAG_TRIAL
+from harness.tune.sweeper import TAG_STUDY, TAG_TRIAL, ended, retry_interrupted
 from tests.sweep_helpers import harness_run, runs, tiny
 
 STUDY = "demo/s4d_lin"
@@ -126,3 +126,20 @@ def test_sweeper_user_errors_leave_nothing(tmp_path, overrides, message):
     assert not (tmp_path / "results" / "runs").exists() or not any(
         (tmp_path / "results" / "runs").iterdir()
     )
+
+
+def test_interrupted_trial_is_asked_again(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    space = {"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.tell(study.ask(space), 0.5)
+    lost = study.ask(space)  # the sweeper was killed while this trial's run trained
+    again = optuna.load_study(study_name="s", storage=storage)  # the next sweeper
+    retry_interrupted(again)
+    assert ended(again) == 1  # the closed trial does not count towards n_trials
+    retried = again.ask(space)
+    assert retried.params == lost.params  # same point: its run resumes from its checkpoint
+    assert retried.user_attrs["retry_of"] == lost.number
+    again.tell(retried, 0.25)
+    assert ended(again) == 2
+    assert again.best_value == 0.25

@@ -114,8 +114,8 @@ class OptunaSweeper(Sweeper):
         safe = re.sub(r"[^\w.-]+", "_", str(self.study_name))
         with _exclusive(results_dir / f".tuning-{safe}.lock", str(self.study_name)):
             study = self._open(space)
-            self._retry_interrupted(study)
-            while (todo := self.n_trials - _ended(study)) > 0:
+            retry_interrupted(study)
+            while (todo := self.n_trials - ended(study)) > 0:
                 trials = [study.ask(space.dimensions) for _ in range(min(self.n_jobs, todo))]
                 batch = [space.overrides(t.params) for t in trials]
                 for trial, overrides in zip(trials, batch, strict=True):
@@ -201,7 +201,7 @@ class OptunaSweeper(Sweeper):
             log.info(
                 "study %s: %d of %d trials ended; continuing",
                 study.study_name,
-                _ended(study),
+                ended(study),
                 self.n_trials,
             )
         study.sampler = SAMPLERS[self.sampler](seed=self.seed + len(study.trials))
@@ -214,14 +214,6 @@ class OptunaSweeper(Sweeper):
         cfg = self._task_config(space.extremes()[0])
         options = {k: v for k, v in resolved(cfg.task).items() if k != "name"}
         return str(tasks.build(str(cfg.task.name), **options).info.objective)
-
-    def _retry_interrupted(self, study: optuna.Study) -> None:
-        """Trials still RUNNING were left by a killed sweeper (the lock rules out a live one):
-        close them as FAIL and ask their parameters again, so their runs resume."""
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            log.warning("trial %d was interrupted; running its point again", trial.number)
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
     # ------------------------------------------------------------------ one trial
     def _task_config(self, overrides: Sequence[str]) -> DictConfig:
@@ -302,7 +294,16 @@ class OptunaSweeper(Sweeper):
         write_text_atomically(sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(results))
 
 
-def _ended(study: optuna.Study) -> int:
+def retry_interrupted(study: optuna.Study) -> None:
+    """Trials still RUNNING were left by a killed sweeper (the lock rules out a live one):
+    close them as FAIL and ask their parameters again, so their runs resume."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        log.warning("trial %d was interrupted; running its point again", trial.number)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+
+
+def ended(study: optuna.Study) -> int:
     """Trials that count towards `n_trials`: COMPLETE or FAIL, except FAILs asked again."""
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
