@@ -143,3 +143,12 @@ def test_interrupted_trial_is_asked_again(tmp_path):
     again.tell(retried, 0.25)
     assert ended(again) == 2
     assert again.best_value == 0.25
+
+
+def test_tune_command_user_errors(capsys):
+    assert console.main(["tune", "demo", "model=s4_legz", SPACE]) == 2
+    assert "error: unknown model 's4_legz'" in capsys.readouterr().err
+    assert console.main(["tune", "demo", SPACE]) == 2
+    assert "error: no model to tune" in capsys.readouterr().err
+    assert console.main(["tune", "de mo", "model=s4d_lin"]) == 2
+    assert "error: tuning name 'de mo'" in capsys.readouterr().err
