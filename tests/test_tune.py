@@ -11,7 +11,9 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
+from common import UserError
 from harness import console
+from harness.run import preflight
 from harness.tune.space import parse
 from harness.tune.sweeper import TAG_STUDY, TAG_TRIAL, ended, retry_interrupted
 from tests.sweep_helpers import harness_run, runs, tiny
@@ -152,3 +154,9 @@ def test_tune_command_user_errors(capsys):
     assert "error: no model to tune" in capsys.readouterr().err
     assert console.main(["tune", "de mo", "model=s4d_lin"]) == 2
     assert "error: tuning name 'de mo'" in capsys.readouterr().err
+
+
+def test_preflight_checks_both_ends_of_a_range():
+    preflight.check(["-m", "hydra/sweeper=optuna", "optimizer.lr=tag(log, interval(1e-4, 0.1))"])
+    with pytest.raises(UserError, match=r"trainer.max_epochs: must be >= 1, got 0"):
+        preflight.check(["-m", "trainer.max_epochs=tag(int, interval(0, 3))"])
