@@ -16,7 +16,7 @@ from harness import console
 from harness.run import preflight
 from harness.tune.space import parse
 from harness.tune.sweeper import TAG_STUDY, TAG_TRIAL, ended, retry_interrupted
-from tests.sweep_helpers import harness_run, runs, tiny
+from tests.sweep_helpers import harness_run, manifest, runs, tiny
 
 STUDY = "demo/s4d_lin"
 SPACE = "optimizer.lr=tag(log, interval(1e-3, 1e-1))"
@@ -42,6 +42,8 @@ def test_tune_three_trials_rerun_and_tuned_comparison(tmp_path, launcher, capsys
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     first = _tune(tmp_path, launcher, capsys)
+    if launcher:  # one batch per trial; the sweep's manifest lists all three (ssm-bench status)
+        assert [p["index"] for p in manifest(tmp_path)["points"]] == [0, 1, 2]
 
     trained = {r.info.run_id: r for r in runs(tmp_path)}
     assert len(trained) == 3

@@ -28,6 +28,7 @@ when its point already finished, resumed from its checkpoint when it did not, tr
 
 import contextlib
 import fcntl
+import json
 import logging
 import math
 import re
@@ -49,8 +50,9 @@ from omegaconf.errors import OmegaConfBaseException
 from common import UserError
 from common.atomic import write_text_atomically
 from harness.cli import make_folder, report_user_error
+from harness.cluster.jobs import write_json_atomically
 from harness.cluster.launcher import _override_key, _task_config
-from harness.layout import RUN_ID_FILE
+from harness.layout import MANIFEST, RUN_ID_FILE
 from harness.run import schema
 from harness.run.config import is_operational, resolved
 from harness.run.metrics import DIRECTION, VALIDATION_SCORE, validation_score
@@ -115,6 +117,7 @@ class OptunaSweeper(Sweeper):
         with _exclusive(results_dir / f".tuning-{safe}.lock", str(self.study_name)):
             study = self._open(space)
             retry_interrupted(study)
+            launched: list[dict[str, Any]] = []
             while (todo := self.n_trials - ended(study)) > 0:
                 trials = [study.ask(space.dimensions) for _ in range(min(self.n_jobs, todo))]
                 batch = [space.overrides(t.params) for t in trials]
@@ -122,10 +125,24 @@ class OptunaSweeper(Sweeper):
                     trial.set_user_attr("overrides", overrides)
                 returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
                 self.job_idx += len(batch)
+                launched = self._keep_earlier_points(launched)
                 for trial, overrides, ret in zip(trials, batch, returns, strict=True):
                     self._tell(study, trial, overrides, ret)
         self._report(study, space)
         return study
+
+    def _keep_earlier_points(self, earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Our launchers write `<sweep dir>/sweep.json` for the batch at hand; put the points of
+        this sweep's earlier batches back in, so `ssm-bench status` shows every trial's point."""
+        assert self.config is not None
+        path = Path(str(self.config.hydra.sweep.dir)) / MANIFEST
+        if not path.is_file():  # Hydra's basic launcher writes none
+            return earlier
+        manifest = json.loads(path.read_text())
+        now = {point["index"] for point in manifest["points"]}
+        manifest["points"] = [p for p in earlier if p["index"] not in now] + manifest["points"]
+        write_json_atomically(path, manifest)
+        return manifest["points"]
 
     def _check(self, space: SearchSpace) -> None:
         """User errors of the sweeper's settings and search space, before any trial."""
