@@ -7,6 +7,7 @@
     ssm-bench bench curve|data|sweep|gpu ...         # python -m harness.bench_curve, _data,
                                                      #   harness.bench.sweep, harness.bench.gpu
     ssm-bench study ...                              # python -m harness.study
+    ssm-bench tune NAME model=a,b ... [--trials N]   # harness.tune.command (hydra/sweeper=optuna)
     ssm-bench list [models|tasks]                    # registered names, descriptions, options
     ssm-bench ui [--port 5000] [--tracking-uri URI]  # mlflow ui on the store, runs-table URL
 
@@ -42,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("harness.cluster.status", "main", "state of a sweep's points"),
     "bench": ("harness.bench.command", "main", "performance benchmarks (also: curve, data, sweep)"),
     "study": ("harness.study.command", "main", "a reproduction study: its sweep, tables, README"),
+    "tune": ("harness.tune.command", "main", "Optuna studies per model, best settings as a config"),
     "list": ("harness.console", "list_main", "models and tasks with their options and defaults"),
     "ui": ("harness.console", "ui_main", "MLflow UI on the project store, with the runs-table URL"),
 }

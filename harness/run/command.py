@@ -38,6 +38,7 @@ def main(cfg: DictConfig) -> float | None:
     """Run one point; returns the best validation score (accuracy, or loss for regression)."""
     # Imported here: the trainer and MLflow load only once the command line checked out.
     from harness.run.checkpoint import Preempted
+    from harness.run.metrics import validation_score
     from harness.run.point import execute
     from harness.run.train import NonFiniteLoss
 
@@ -49,7 +50,7 @@ def main(cfg: DictConfig) -> float | None:
         _stop(f"run failed: {error}", 1, error)
     except Preempted as error:
         _stop(f"{error}; run the same command again to resume", 128 + error.signum, error)
-    return summary.get("best/val_acc", summary.get("best/val_loss"))
+    return validation_score(summary)
 
 
 def cli() -> None:

@@ -24,6 +24,19 @@ ACC_UNIT = "percent"
 ACC_SCALES = {"percent": 100.0, "fraction": 1.0}
 """Accuracy = ACC_SCALES[unit] * correct / count."""
 
+# The validation score a finished run returns (`harness.run.command.main`, a tuning trial's
+# objective) and which way is better, per objective: accuracy up, mean squared error down.
+VALIDATION_SCORE = {"classification": "best/val_acc", "regression": "best/val_loss"}
+DIRECTION = {"classification": "maximize", "regression": "minimize"}
+
+
+def validation_score(summary: dict[str, object]) -> float | None:
+    """The run's best validation score from its summary (None if it holds none)."""
+    for key in VALIDATION_SCORE.values():
+        if key in summary:
+            return float(summary[key])  # type: ignore[arg-type]
+    return None
+
 
 def batch_loss(objective: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean loss of one batch.

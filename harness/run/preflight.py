@@ -33,12 +33,17 @@ MAX_POINTS = 64  # beyond this many points, each swept key is checked on its own
 
 
 def _points(overrides: list[str]) -> Iterator[list[str]]:
-    """The override lists of the points a sweep command line names (one for a single run)."""
+    """The override lists of the points a sweep command line names (one for a single run); of
+    an `interval(a, b)` the ends a and b."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     choices = []
     for override in parsed:
         key = override.get_key_element()
-        if override.is_sweep_override():
+        if override.is_interval_sweep():  # a tuning range (hydra/sweeper=optuna): its ends
+            interval = override.value()
+            cast = int if "int" in interval.tags else float
+            choices.append([f"{key}={cast(v)}" for v in (interval.start, interval.end)])
+        elif override.is_sweep_override():
             choices.append([f"{key}={v}" for v in override.sweep_string_iterator()])
         else:
             choices.append([f"{key}={override.get_value_element_as_str()}"])
@@ -131,8 +136,10 @@ def _compose(point: list[str]) -> DictConfig:
 
 def check(argv: list[str]) -> None:
     """Compose and validate every point of the command line `argv` (Hydra's own flags and
-    `hydra.*` / `hydra/...` overrides are left to Hydra)."""
-    overrides = [a for a in argv if not a.startswith("-") and not a.startswith("hydra")]
+    `hydra.*` / `hydra/...` overrides are left to Hydra, except `hydra.searchpath`, which adds
+    config folders such as the ones `ssm-bench tune --out` writes)."""
+    search = [a for a in argv if a.startswith("hydra.searchpath=")]  # config folders to add
+    overrides = [a for a in argv if not a.startswith("-") and not a.startswith("hydra")] + search
     schema.register()
     for point in _points(overrides):
         try:
