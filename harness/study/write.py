@@ -170,9 +170,11 @@ def evaluate_all(
         level = ALPHA / len(better) if check.kind == "better" else ALPHA
         detectable = detectable_effect(_difference_sd(a, b), min(len(a), len(b)), level)
         ahead = sign * cmp.diff > 0
-        p = adjusted.get(i, cmp.p_value)
+        p = float(adjusted.get(i, cmp.p_value))
         significant = math.isfinite(p) and p < ALPHA
-        passed = (ahead and significant) if check.kind == "better" else (ahead or not significant)
+        passed = bool(
+            (ahead and significant) if check.kind == "better" else (ahead or not significant)
+        )
         like = Stat(a.mean(), a.std(ddof=1) if len(a) > 1 else math.nan)
         raw = "n/a" if not math.isfinite(cmp.p_value) else f"{cmp.p_value:.2g}"
         holm_text = f", Holm p = {p:.2g}" if i in adjusted else ""
@@ -219,7 +221,7 @@ def gap_closed(mean: float, ref: plots.Reference, metric: str) -> float:
     return (mean - ref.value) / (perfect - ref.value)
 
 
-def testability(
+def criterion_holds(
     summary: pd.DataFrame, ref: plots.Reference | None, metric: str, criterion: Criterion
 ) -> tuple[bool, list[str]]:
     """Whether the criterion holds, and one line per baseline row with the fraction it closed."""
@@ -354,7 +356,7 @@ def assess(runs: pd.DataFrame, summary: pd.DataFrame, study: Study) -> Assessmen
     """The criterion and the checks of `study` evaluated on its runs."""
     metric = summary["metric"].iloc[0]
     ref = levels(runs, study)
-    testable, lines = testability(summary, ref, metric, study.criterion)
+    testable, lines = criterion_holds(summary, ref, metric, study.criterion)
     little = frozenset(learned_little(summary, ref, metric))
     return Assessment(testable, lines, evaluate_all(summary, study.checks, metric, little))
 
