@@ -280,7 +280,7 @@ HOPE_STABILITY = Study(
         ),
     ),
     criterion=Criterion((("hope", "0.001"), ("s4d_lin", "0.001"), ("s4_legs", "0.001"))),
-    seeds=3,
+    seeds=5,
     quick=(*DIGITS_QUICK, "task.noise_len=0"),
     figure="setting",
 )
