@@ -270,3 +270,27 @@ def test_testability_criterion_decides_not_testable_at_this_scale():
     )
     assert verdict([good]) == "reproduced"
     assert verdict([good], testable=False) == NOT_TESTABLE_AT_SCALE
+
+
+def test_study_figures_draw_settings_as_lines_and_errors_spanning_decades_on_log_axes(
+    tmp_path, monkeypatch
+):
+    from harness.study import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, stem: drawn.append(fig) or [stem])
+    dts = ["0.00048828125", "0.0078125", "0.125"]
+    rows = {(m, dt): [0.3 if dt != "0.0078125" else 0.02] * 2 for m in ("a", "b") for dt in dts}
+    summary = summary_of(rows)
+    level = figures.Level(0.59, "trivial")
+    figures.metric_figure(summary, "RMSE ↓", "dt_min", "t", level, True, tmp_path / "f")
+    ax = drawn[-1].axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "log"  # 0.02..0.59; dt x256
+    assert len(ax.containers) == 2  # one line (with error bars) per model
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"a", "b", "trivial"}
+    # accuracies, or errors within a decade: linear; two settings: categories, not a line
+    close = summary_of({("a", "0"): [50.0, 60.0], ("a", "16"): [40.0, 45.0]})
+    figures.metric_figure(close, "acc ↑", "noise_len", "t", None, False, tmp_path / "g")
+    ax = drawn[-1].axes[0]
+    assert ax.get_yscale() == "linear"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a\nnoise_len=0", "a\nnoise_len=16"]
