@@ -73,7 +73,6 @@ class Study:
     seeds: int  # seeds per cell of the full study (cells with fewer are marked)
     quick: tuple[str, ...]  # overrides of the smoke version (sizes and budget)
     metric: str | None = None  # None: the task's objective metric (harness.report.stats)
-    figure: str = "points"  # points (one dot per row) | setting (metric against the setting)
     kernels: bool = False  # also the learned-kernels figure from the runs' checkpoints
     parts: tuple[Part, ...] = field(default=(Part("main"),))
 
@@ -213,7 +212,6 @@ HOPE_MEMORY = Study(
     criterion=Criterion((("s4d_lin", "min"), ("hope", "min"))),
     seeds=3,
     quick=DIGITS_QUICK,
-    figure="setting",
     kernels=True,
 )
 
@@ -282,7 +280,6 @@ HOPE_STABILITY = Study(
     criterion=Criterion((("hope", "0.001"), ("s4d_lin", "0.001"), ("s4_legs", "0.001"))),
     seeds=5,
     quick=(*DIGITS_QUICK, "task.noise_len=0"),
-    figure="setting",
 )
 
 HTTYH_DELAY = Study(
@@ -379,7 +376,6 @@ HTTYH_TIMESCALE = Study(
     quick=(*DELAY_QUICK, "model.layer.dt_min=0.0078125,0.125"),
     parts=(Part("main", quick=("model=s4_legs",)),),
     metric="best/test_rmse",
-    figure="setting",
 )
 
 INIT_ABLATION = Study(
@@ -453,6 +449,7 @@ INIT_ABLATION = Study(
         ),
     ),
     metric="best/test_rmse",
+    kernels=True,
 )
 
 STUDIES = {

@@ -291,15 +291,21 @@ def figure(runs: pd.DataFrame, summary: pd.DataFrame, study: Study, out: Path) -
 
 
 def kernel_runs(runs: pd.DataFrame, study: Study, root: Path) -> dict[str, Path]:
-    """Per model, the run folder of its lowest seed at the largest setting (the hardest memory
-    setting; the only one of the delay study) that holds both weight files; `root` holds
-    `results/runs` when a run does not log `paths.runs_dir`."""
+    """Per model, the run folder of its lowest seed that holds both weight files, at the
+    baseline's setting when the model has it (trained A in init_ablation), else at the largest
+    setting (the longest noise); `root` holds `results/runs` when a run does not log
+    `paths.runs_dir`."""
     found = {}
     runs = runs[runs["status"] == "FINISHED"]
     runs = runs.assign(_setting=settings(runs, study))
     order = _setting_order(runs["_setting"])
     for model, part in runs.groupby("model", sort=True):
-        top = max(part["_setting"], key=order.get)
+        preferred = study.baseline.get(study.setting_key)
+        top = (
+            preferred
+            if preferred in set(part["_setting"])
+            else max(part["_setting"], key=order.get)
+        )
         part = part[part["_setting"] == top].sort_values("seed")
         for _, run in part.iterrows():
             base = run.get("params.paths.runs_dir")
@@ -436,7 +442,8 @@ def readme(
     if kernels:
         lines += [
             "Learned kernels: |K(t)| of each model's first SSM layer (mean over channels) at "
-            "initialization and after training, for the lowest seed at the largest setting:",
+            "initialization and after training (its lowest seed, at the baseline's setting, else "
+            "the largest):",
             "",
             "![kernels](kernels.png)",
             "",
