@@ -237,7 +237,8 @@ def criterion_holds(
         closed = gap_closed(float(values.mean()), ref, metric)
         held &= closed >= criterion.fraction
         lines.append(
-            f"{model} at {setting}: mean {values.mean():.4g} over {len(values)} seeds closes "
+            f"{model} at {setting}: mean {values.mean():.4g} over {len(values)} "
+            f"seed{'s' * (len(values) != 1)} closes "
             f"{closed:.0%} of the gap ({'holds' if closed >= criterion.fraction else 'fails'})"
         )
     return held, lines
