@@ -253,7 +253,7 @@ def test_better_checks_are_holm_adjusted_and_show_their_interval():
 
 
 def test_testability_criterion_decides_not_testable_at_this_scale():
-    summary = summary_of({("s4_legs", "0"): [60.0, 70.0], ("hope", "0"): [20.0, 30.0]})
+    summary = summary_of({("s4_legs", "0"): [60.0, 70.0], ("hope", "0"): [20.0, 31.0]})
     chance = Reference(10.0, "chance")
     held, lines = criterion_holds(
         summary, chance, "best/test_acc", Criterion((("s4_legs", "min"),))
@@ -262,7 +262,7 @@ def test_testability_criterion_decides_not_testable_at_this_scale():
     held, lines = criterion_holds(
         summary, chance, "best/test_acc", Criterion((("s4_legs", "0"), ("hope", "0")))
     )
-    assert not held and "fails" in lines[1]  # hope closes (25 - 10) / 90 = 17 %
+    assert not held and "fails" in lines[1]  # hope closes (25.5 - 10) / 90 = 17 %
     held, lines = criterion_holds(summary, chance, "best/test_acc", Criterion((("s4d", "0"),)))
     assert not held and "no finished run" in lines[0]
     good = evaluate(
