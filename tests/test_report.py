@@ -439,7 +439,9 @@ def test_delta_and_paired_test_follow_a_lower_is_better_metric(runs):
     assert hope["test"] == "paired t"
     assert hope["p"] == pytest.approx(_paired_p(ADDING_HOPE, ADDING_S4_LEGS), rel=1e-10)
     assert bool(frame.loc["s4_legs", "best/test_loss_best"])  # the lowest loss
-    assert "| hope | adding | 0.1605 ± 0.0010 (2) | +0.0033 | paired t |" in to_markdown(table)
+    # d = (0.0025, 0.0040): 95% CI 0.00325 +- t_{0.975, 1} 0.00106 / sqrt(2)
+    md = to_markdown(table)
+    assert "| hope | adding | 0.1605 ± 0.0010 (2) | +0.0033 | [-0.0063, +0.0128] | paired t |" in md
 
 
 def test_an_empty_requested_table_exits_2(store, tmp_path, capsys):
