@@ -192,11 +192,14 @@ def scifar_noise(
     std: tuple[float, ...] = (0.2023, 0.1994, 0.2010),
     noise_len: int = 1024,
     placement: str = "after",
+    fresh_noise: bool = True,
 ) -> TaskData:
     """HOPE's noise-padded sCIFAR: 1024 RGB steps then `noise_len` steps of U[0, 1) noise.
 
-    `seed` selects both the train/val split and the per-item noise (fixed for every split).
+    `seed` selects both the train/val split and the noise: fresh training noise every epoch
+    (`fresh_noise`, as the reference draws it at every read, reproducible from seed and epoch),
+    else fixed per item; val and test noise fixed per item (`tasks.noise.NoisePadded`).
     Items: x (1024 + noise_len, 3) float32; pooling "mean" from pool_start = 1024 ("after").
     """
     data = load_cifar("scifar_noise", data_dir, False, val_fraction, seed, mean, std, cache_dir)
-    return pad_with_noise(data, noise_len, placement, seed, name="scifar_noise")
+    return pad_with_noise(data, noise_len, placement, seed, "scifar_noise", fresh_noise)

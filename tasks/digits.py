@@ -56,10 +56,12 @@ def digits_noise(
     test_fraction: float = 0.1,
     noise_len: int = 1024,
     placement: str = "after",
+    fresh_noise: bool = True,
 ) -> TaskData:
     """Noise-padded sequential digits (module docstring); x (S^2 + noise_len, 1), y int64.
 
-    seed: the split permutation and the noise (see `tasks.noise.NoisePadded`).
+    seed: the split permutation and the noise (see `tasks.noise.NoisePadded`); fresh_noise: new
+    training noise every epoch (reproducible from seed and epoch), else fixed per item.
     """
     if image_size < SOURCE_SIZE:
         raise UserError(f"task.image_size={image_size} is below the 8x8 source; use 8 or more")
@@ -79,4 +81,5 @@ def digits_noise(
         s: ArrayDataset(x, y, i, as_float)
         for s, i in zip(("train", "val", "test"), (train, val, test), strict=True)
     }
-    return pad_with_noise(TaskData(**splits, info=info), noise_len, placement, seed, "digits_noise")
+    data = TaskData(**splits, info=info)
+    return pad_with_noise(data, noise_len, placement, seed, "digits_noise", fresh_noise)

@@ -12,6 +12,7 @@ import statistics
 import subprocess
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -205,7 +206,8 @@ def test_ablation_against_baseline(runs):
     assert bool(frame.loc[("hope", "listops"), "best/test_acc_best"])
     assert not frame.loc[("inv", "listops"), "best/test_acc_best"]
     md = to_markdown(table)
-    assert "| inv | listops | 54.0 ± 2.6 (3) | +2.0 | paired t |" in md
+    # d = (1, 3, 2): mean 2, sd 1, 95% CI 2 +- t_{0.975, 2} / sqrt(3) = [-0.5, +4.5]
+    assert "| inv | listops | 54.0 ± 2.6 (3) | +2.0 | [-0.5, +4.5] | paired t |" in md
     assert "paired t-test on matched seeds" in md
     _check_latex_structure(to_latex(table))
 
@@ -227,9 +229,18 @@ def test_compare_closed_forms():
     matched = compare(a, b)
     assert matched.test == "paired t"
     assert matched.p_value == pytest.approx(_paired_p([1, 2, 4], [1.0, 2.0, 0.5]), rel=1e-12)
+    d = np.array([1, 2, 4], dtype=np.float64) - np.array([1.0, 2.0, 0.5])
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert (matched.low, matched.high) == pytest.approx((d.mean() - half, d.mean() + half))
     welch = compare(a, pd.Series([0.5, 1.0], index=[7, 8]))
     assert welch.test == "Welch t"
     assert welch.p_value == pytest.approx(_welch_p([1, 2, 4], [0.5, 1.0]), rel=1e-12)
+    va, vb = np.var([1, 2, 4], ddof=1) / 3, np.var([0.5, 1.0], ddof=1) / 2
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 1)
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert (welch.low, welch.high) == pytest.approx((welch.diff - half, welch.diff + half))
+    single = compare(a, pd.Series([0.5], index=[7]))
+    assert math.isnan(single.low) and math.isnan(single.high)
 
 
 def test_lra_average_needs_complete_rows():
@@ -428,7 +439,9 @@ def test_delta_and_paired_test_follow_a_lower_is_better_metric(runs):
     assert hope["test"] == "paired t"
     assert hope["p"] == pytest.approx(_paired_p(ADDING_HOPE, ADDING_S4_LEGS), rel=1e-10)
     assert bool(frame.loc["s4_legs", "best/test_loss_best"])  # the lowest loss
-    assert "| hope | adding | 0.1605 ± 0.0010 (2) | +0.0033 | paired t |" in to_markdown(table)
+    # d = (0.0025, 0.0040): 95% CI 0.00325 +- t_{0.975, 1} 0.00106 / sqrt(2)
+    md = to_markdown(table)
+    assert "| hope | adding | 0.1605 ± 0.0010 (2) | +0.0033 | [-0.0063, +0.0128] | paired t |" in md
 
 
 def test_an_empty_requested_table_exits_2(store, tmp_path, capsys):

@@ -132,21 +132,30 @@ def lra_average(means: pd.DataFrame) -> pd.Series:
     return block.mean(axis=1).where(block.notna().all(axis=1))
 
 
+CONFIDENCE = 0.95
+"""Level of the confidence intervals of differences of means."""
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """A group against its baseline: difference of means and the test that was possible."""
+    """A group against its baseline: difference of means, the test that was possible and the
+    `CONFIDENCE` interval of the difference from that test (NaN without a test)."""
 
     diff: float
     test: str
     p_value: float
+    low: float = math.nan
+    high: float = math.nan
 
 
 def compare(values: pd.Series, baseline: pd.Series) -> Comparison:
-    """Difference of means (`values` - `baseline`) and a two-sided t-test.
+    """Difference of means (`values` - `baseline`), a two-sided t-test and its interval.
 
     Both series are indexed by seed. When both groups hold the same set of unique seeds (n >= 2),
     the test is paired on matched seeds (`scipy.stats.ttest_rel`); otherwise Welch's unequal-
-    variance t-test (`ttest_ind(equal_var=False)`) if each group has n >= 2; else no test.
+    variance t-test (`ttest_ind(equal_var=False)`) if each group has n >= 2; else no test. The
+    interval is the test's `CONFIDENCE` interval of the mean difference (paired: mean(d) +-
+    t_{n-1} sd(d) / sqrt(n); Welch: with the Welch-Satterthwaite degrees of freedom).
     """
     diff = float(values.mean() - baseline.mean())
     same_seeds = (
@@ -155,9 +164,15 @@ def compare(values: pd.Series, baseline: pd.Series) -> Comparison:
         and set(values.index) == set(baseline.index)
     )
     if same_seeds and len(values) >= 2:
-        p = stats.ttest_rel(values.sort_index(), baseline.sort_index()).pvalue
-        return Comparison(diff, "paired t", float(p))
+        result = stats.ttest_rel(values.sort_index(), baseline.sort_index())
+        return _with_interval(diff, "paired t", result)
     if len(values) >= 2 and len(baseline) >= 2:
-        p = stats.ttest_ind(values, baseline, equal_var=False).pvalue
-        return Comparison(diff, "Welch t", float(p))
+        result = stats.ttest_ind(values, baseline, equal_var=False)
+        return _with_interval(diff, "Welch t", result)
     return Comparison(diff, "none (n<2)", math.nan)
+
+
+def _with_interval(diff: float, test: str, result) -> Comparison:
+    """A `Comparison` from a scipy t-test result, with its `CONFIDENCE` interval."""
+    ci = result.confidence_interval(CONFIDENCE)
+    return Comparison(diff, test, float(result.pvalue), float(ci.low), float(ci.high))

@@ -9,7 +9,8 @@
   seed (`harness.report.pool`) is split into rows `model [key=value, ...]`.
 - Ablation: one row per combination of the `--group-by` keys, with the same statistics and, with
   `--baseline key=value`, the difference of means and a paired (matched seeds) or Welch t-test
-  against the baseline row that shares the other keys. A cell that mixes experiments stops the
+  against the baseline row that shares the other keys, with the 95% confidence interval of the
+  difference. A cell that mixes experiments stops the
   report (`error: cell (...) mixes ...`) unless the differing keys are pooled with `--pool`.
 - Excluded runs: every run that is not in the statistics (failed, killed, running, finished without
   the metric, resubmitted duplicates) with its reason, so nothing is dropped silently.
@@ -17,16 +18,20 @@
 An empty table (finished runs exist, but none logs the requested metric) is a `UserError`.
 """
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from common import UserError
 from harness.cli import parse_key_values
-from harness.report.format import DAGGER, Num, Row, Stat, Table
+from harness.report.format import DAGGER, DEFAULT_DIGITS, Num, Row, Stat, Table, num_text
 from harness.report.load import group_column
 from harness.report.pool import mixed_cells, refuse_mixed, variant_labels
 from harness.report.stats import (
+    CONFIDENCE,
     LRA_TASKS,
+    Comparison,
     compare,
     higher_is_better,
     is_accuracy,
@@ -305,14 +310,15 @@ def ablation_table(
         if baseline:
             base = by_context.get(tuple(str(row[k]) for k in context))
             if base is None:
-                cells += [None, "no baseline row", None]
+                cells += [None, None, "no baseline row", None]
             elif base == i:
-                cells += [None, "baseline", None]
+                cells += [None, None, "baseline", None]
             else:
                 cmp = compare(_by_seed(row), _by_seed(summary.loc[base]))
-                cells += [Num(cmp.diff, like=stat), cmp.test, Num(cmp.p_value)]
+                interval = interval_text(cmp, stat)
+                cells += [Num(cmp.diff, like=stat), interval, cmp.test, Num(cmp.p_value)]
         rows.append(Row(tuple(str(row[k]) for k in index), tuple(cells)))
-    columns = [single] + (["Δ vs baseline", "test", "p"] if baseline else [])
+    columns = [single] + (["Δ vs baseline", CI_COLUMN, "test", "p"] if baseline else [])
     best_rule = (
         f"Best {'/'.join(ablated)} per {'/'.join(context)} in bold."
         if context
@@ -327,14 +333,26 @@ def ablation_table(
         spec = ", ".join(f"{k}={v}" for k, v in baseline.items())
         notes.append(
             f"Δ: difference of means against the baseline {spec} with the same "
-            f"{'/'.join(context) or 'rows'}; p: two-sided paired t-test on matched seeds when "
-            "both rows have the same seeds, else Welch's t-test (scipy.stats)."
+            f"{'/'.join(context) or 'rows'}, with its {CONFIDENCE:.0%} confidence interval; p: "
+            "two-sided paired t-test on matched seeds when both rows have the same seeds, else "
+            "Welch's t-test (scipy.stats)."
         )
     name = "ablation_" + "_".join(k.replace(".", "-").replace("/", "-") for k in keys)
     title = f"Ablation: {' x '.join(keys)}"
     shown_metrics = {t: m for t, m in metrics.items() if m in set(shown)} or metrics
     caption = _caption(shown_metrics, objectives, summary["n"], best_rule)
     return Table(name, title, index, columns, rows, caption, notes)
+
+
+CI_COLUMN = f"{CONFIDENCE:.0%} CI"
+
+
+def interval_text(cmp: Comparison, like: Stat) -> str:
+    """`[low, high]` of a comparison at the decimal place of the `like` cell; a dash without."""
+    if not (math.isfinite(cmp.low) and math.isfinite(cmp.high)):
+        return "–"
+    low, high = (num_text(Num(v, like=like), DEFAULT_DIGITS) for v in (cmp.low, cmp.high))
+    return f"[{low}, {high}]"
 
 
 def _by_seed(summary_row: pd.Series) -> pd.Series:

@@ -153,7 +153,11 @@ READERS: dict[str, Reader] = {
     "padding": lambda b: b.cfg.task.pad_to,
     "validation": _validation,
     "pixel range": _pixel_range,
-    "noise": lambda b: "fixed per item and seed",
+    "noise": lambda b: (
+        "training: fresh every epoch; val, test: fixed"
+        if b.cfg.task.get("fresh_noise")
+        else "fixed per item and seed"
+    ),
     "initial Markov parameters": lambda b: "random" if b.cfg.model.name == "hope" else "LegS",
 }
 
@@ -410,8 +414,9 @@ DELIBERATE: dict[tuple[str, str], str] = {
 for _recipe in ("hope_noisy_scifar", "hope_noisy_scifar_legs"):
     DELIBERATE[(_recipe, "seed")] = "the harness seeds every run (seed 0 unless set)"
     DELIBERATE[(_recipe, "noise")] = (
-        "fixed per (seed, split, item), so val and test are fixed sets and runs repeat "
-        "(tasks/noise.py)"
+        "training noise fresh every epoch but seeded per (seed, epoch, item), so runs repeat "
+        "and a resumed run sees the same noise; val and test noise fixed per (seed, split, "
+        "item), so every evaluation scores the same sets (tasks/noise.py)"
     )
 
 # Settings the table does not cover (no switch here); listed in the page.

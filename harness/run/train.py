@@ -523,6 +523,9 @@ class Trainer:
     def _train_epoch(self, bar: tqdm, eval_every: int | None) -> None:
         """Run the rest of the current epoch from `batch_in_epoch`, stopping early when done."""
         self.train_sampler.set_epoch(self.epoch, self.batch_in_epoch)
+        dataset_epoch = getattr(self.train_loader.dataset, "set_epoch", None)
+        if dataset_epoch is not None:  # a task that draws per-epoch data (fresh noise padding)
+            dataset_epoch(self.epoch)
         n = self.batches_per_epoch
         self.step_loss = torch.zeros((), device=self.ctx.device)
         t_data = time.perf_counter()

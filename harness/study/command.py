@@ -35,9 +35,6 @@ from harness.run.tracking import resolve_uri
 from harness.study.specs import STUDIES, Study
 from harness.study.write import QUICK_NOTE, Context, write_study
 
-SEEDS = 3
-"""Seeds per cell of a full study (cells with fewer are marked in the table)."""
-
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=program("study"), description=__doc__.split("\n")[0])
@@ -171,9 +168,11 @@ def run(args: argparse.Namespace) -> int:
         paper_config=f"configs/experiment/study/{study.name}_paper.yaml",
         quick=args.quick,
     )
-    seeds = 1 if args.quick else SEEDS
+    seeds = 1 if args.quick else study.seeds
     project_readme = PROJECT_ROOT / "README.md" if root is None else None
-    paths = write_study(kept, result.dropped, study, out, seeds, ctx, project_readme)
+    paths = write_study(
+        kept, result.dropped, study, out, seeds, ctx, root or PROJECT_ROOT, project_readme
+    )
     print(f"wrote {out}/ ({', '.join(p.name for p in paths)})")
     if args.quick:
         print(f"note: {QUICK_NOTE.strip('*')}")
