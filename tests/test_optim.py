@@ -187,7 +187,7 @@ def recipe_model_and_optimizer(experiment: str, model: str):
 
     import models
     from harness.layout import PROJECT_ROOT
-    from harness.run.point import model_args
+    from harness.run.config import model_args
     from harness.run.train import build_optimizer
     from tasks import TaskInfo
 

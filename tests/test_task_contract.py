@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 
 import models
 import tasks
+from harness.run.config import model_args
 from harness.run.metrics import batch_loss
-from harness.run.point import model_args
 
 # generated task -> small options
 SMALL = {

@@ -11,11 +11,14 @@ Importing this module registers the OmegaConf resolver `${project_root:}` (the d
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from harness.layout import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from tasks import TaskInfo
 
 # The one list of keys that say where and how a point runs, watched and stored, not what it
 # computes (a key stands for its whole subtree; the launcher's settings are under `hydra`).
@@ -93,3 +96,20 @@ def flatten(cfg: DictConfig | dict) -> dict[str, str]:
 
     walk("", resolved(cfg))
     return flat
+
+
+def model_args(cfg: DictConfig, info: "TaskInfo") -> dict[str, Any]:
+    """The exact keyword arguments of `models.build_model` for this task and config."""
+    return {
+        "name": str(cfg.model.name),
+        "d_input": info.d_input,
+        "d_output": info.d_output,
+        **resolved(cfg.backbone),
+        "encoder": "embedding" if info.input_kind == "tokens" else "linear",
+        "pooling": info.pooling,
+        "pool_start": info.pool_start,
+        "dual": info.dual,
+        "pad_id": info.pad_id,
+        "l_max": info.seq_len,
+        "layer": resolved(cfg.model.layer),
+    }

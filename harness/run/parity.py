@@ -2,7 +2,7 @@
 
 `python -m harness.run.parity` composes each recipe of `configs/experiment/` (with the model the
 reference trained: S4-LegS for state-spaces/s4, HOPE for AnnanYu/HOPE-SSM), builds the model and
-its AdamW exactly as a run does (`harness.run.point.model_args`,
+its AdamW exactly as a run does (`harness.run.config.model_args`,
 `harness.run.train.build_optimizer`), reads every setting of `READERS` from the composed config and
 the built model (dropout modules, the trained copies of the state matrix, each parameter's learning
 rate and weight decay), and writes one markdown table of our value, the reference's (`REFERENCE`,
@@ -25,7 +25,7 @@ from torch import nn
 import models
 from harness.layout import PROJECT_ROOT
 from harness.run import schema
-from harness.run.point import model_args
+from harness.run.config import model_args
 from harness.run.train import build_optimizer
 from models.layer import TiedDropout
 from tasks import TaskInfo

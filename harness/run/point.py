@@ -65,7 +65,7 @@ from harness.layout import (
 )
 from harness.provenance import git_commit
 from harness.run import checkpoint, distributed, schema, tracking
-from harness.run.config import config_hash, flatten, resolved
+from harness.run.config import config_hash, flatten, model_args, resolved
 from harness.run.distributed import DistContext
 from harness.run.metrics import ACC_UNIT, trivial_metrics
 from harness.run.train import NonFiniteLoss, RunInputs, Trainer
@@ -397,23 +397,6 @@ def _new_run_tags(cfg: DictConfig, ctx: DistContext, digest: str) -> dict[str, s
     if sweep:
         tags["sweep"] = sweep
     return tags
-
-
-def model_args(cfg: DictConfig, info: tasks.TaskInfo) -> dict[str, Any]:
-    """The exact keyword arguments of `models.build_model` for this task and config."""
-    return {
-        "name": str(cfg.model.name),
-        "d_input": info.d_input,
-        "d_output": info.d_output,
-        **resolved(cfg.backbone),
-        "encoder": "embedding" if info.input_kind == "tokens" else "linear",
-        "pooling": info.pooling,
-        "pool_start": info.pool_start,
-        "dual": info.dual,
-        "pad_id": info.pad_id,
-        "l_max": info.seq_len,
-        "layer": resolved(cfg.model.layer),
-    }
 
 
 def seed_everything(seed: int) -> None:

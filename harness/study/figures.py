@@ -31,8 +31,7 @@ import models
 import tasks
 from harness.layout import MODEL_BEST, MODEL_INIT
 from harness.run import checkpoint
-from harness.run.config import resolved
-from harness.run.point import model_args
+from harness.run.config import model_args, resolved
 
 FORMATS = ("png", "pdf")
 
