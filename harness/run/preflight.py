@@ -16,8 +16,10 @@ import difflib
 import itertools
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -129,21 +131,40 @@ def _translate(error: Exception, point: list[str]) -> UserError:
     return UserError(f"{text.splitlines()[0]}; check the command line's overrides")
 
 
-def _compose(point: list[str]) -> DictConfig:
+def _compose(point: list[str], config_name: str = "config") -> DictConfig:
     with initialize_config_dir(str(CONFIGS_DIR), version_base="1.3"):
-        return compose("config", overrides=point)
+        return compose(config_name, overrides=point)
 
 
 def check(argv: list[str]) -> None:
-    """Compose and validate every point of the command line `argv` (Hydra's own flags and
-    `hydra.*` / `hydra/...` overrides are left to Hydra, except `hydra.searchpath`, which adds
-    config folders such as the ones `ssm-bench tune --out` writes)."""
-    search = [a for a in argv if a.startswith("hydra.searchpath=")]  # config folders to add
-    overrides = [a for a in argv if not a.startswith("-") and not a.startswith("hydra")] + search
+    """Compose and validate every point of the command line `argv`.
+
+    `argv` is split the way Hydra splits it (`hydra._internal.utils.get_args_parser`): its own
+    flags (`--cfg job`, `--config-dir D`, `--multirun`, ...) are not overrides. A command that
+    only asks Hydra something (`--help`, `--hydra-help`, `--info`, `--shell-completion`,
+    `--version`, which exits while parsing) is left to Hydra. `hydra.*` / `hydra/...` overrides are Hydra's own, except
+    `hydra.searchpath`, which adds config folders (such as the ones `ssm-bench tune --out` writes),
+    as `--config-dir` does.
+    """
+    args = get_args_parser().parse_args(argv)
+    if args.help or args.hydra_help or args.info or args.shell_completion:
+        return
+    search = [a for a in args.overrides if a.startswith("hydra.searchpath=")]
+    if args.config_dir:
+        search.append(f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]")
+    overrides = [a for a in args.overrides if not a.startswith("hydra")] + search
     schema.register()
-    for point in _points(overrides):
+    try:
+        points = list(_points(overrides))
+    except HydraException as error:
+        first = str(error).splitlines()[0]
+        raise UserError(
+            f"cannot read the overrides ({first}); write each as key=value with ASCII key and "
+            "names, quoting values with spaces or special characters"
+        ) from None
+    for point in points:
         try:
-            cfg = _compose(point)
+            cfg = _compose(point, args.config_name or "config")
         except (HydraException, OmegaConfBaseException) as error:
             raise _translate(error, point) from None
         _refuse_added_keys(cfg, point)

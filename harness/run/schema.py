@@ -16,6 +16,7 @@ generated or any run is created: every failure is a `UserError` naming the key a
 
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -220,6 +221,7 @@ def validate(cfg: DictConfig) -> None:
     Types and keys were checked by Hydra at composition; here the rules of each section's
     `__post_init__`, the backbone's and the layer options' (`models.resolve_options`).
     """
+    _check_numbers(OmegaConf.to_container(cfg, resolve=True))
     for section, schema in SECTIONS.items():
         schema(**OmegaConf.to_container(cfg[section], resolve=True))
     scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
@@ -232,3 +234,28 @@ def validate(cfg: DictConfig) -> None:
     BackboneConfig(**OmegaConf.to_container(cfg.backbone, resolve=True))
     layer = OmegaConf.to_container(cfg.model.layer, resolve=True)
     resolve_options(str(cfg.model.name), **layer)
+
+
+MAX_INT = 2**31 - 1
+"""The largest integer any option takes: counts, sizes and seeds beyond it mean nothing here
+(a budget of 2^31 epochs never ends; numpy seeds stop at 2^32)."""
+
+
+def _check_numbers(node: object, key: str = "") -> None:
+    """Every number of the composed config is finite and every integer at most `MAX_INT` in
+    size: NaN or inf reaches no option as a meaningful value (a NaN learning rate, timescale or
+    checkpoint interval only fails later, inside a run). `hydra` settings are Hydra's own."""
+    if isinstance(node, dict):
+        for name, child in node.items():
+            if not key and name == "hydra":
+                continue
+            _check_numbers(child, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list):
+        for i, child in enumerate(node):
+            _check_numbers(child, f"{key}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise UserError(f"{key}: must be a finite number, got {node}; give a finite value")
+    elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_INT:
+        raise UserError(
+            f"{key}: {node} is out of range (at most {MAX_INT} in size); give a smaller value"
+        )
