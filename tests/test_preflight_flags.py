@@ -90,3 +90,24 @@ def test_a_non_ascii_override_is_one_line_and_leaves_nothing(tmp_path):
     assert nan.returncode == 2
     assert nan.stderr.strip().splitlines()[-1].startswith("error: optimizer.lr: must be a finite")
     assert not root.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b'# @package _global_\ntrainer: !!python/object/apply:os.system ["touch {marker}"]\n',
+            r"evil\.yaml, line 2: not valid config YAML \(could not determine a constructor",
+        ),
+        (b"trainer: [unclosed\n", r"evil\.yaml, line 2: not valid config YAML \(expected"),
+        (bytes(range(128, 256)), "not UTF-8 text"),
+    ],
+)
+def test_a_bad_experiment_yaml_is_one_error_line_and_runs_nothing(tmp_path, content, message):
+    marker = tmp_path / "ran"
+    (tmp_path / "experiment").mkdir()
+    text = content.replace(b"{marker}", str(marker).encode())
+    (tmp_path / "experiment" / "evil.yaml").write_bytes(text)
+    with pytest.raises(UserError, match=message):
+        preflight.check(["--config-dir", str(tmp_path), "experiment=evil"])
+    assert not marker.exists()

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser
 from hydra.core.config_store import ConfigStore
@@ -131,6 +132,14 @@ def _translate(error: Exception, point: list[str]) -> UserError:
     return UserError(f"{text.splitlines()[0]}; check the command line's overrides")
 
 
+def _bad_yaml(error: yaml.YAMLError) -> UserError:
+    """One line for a config file YAML refused: the file, the line and what was wrong."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return UserError(f"{where}: not valid config YAML ({problem}); fix or remove that file")
+
+
 def _compose(point: list[str], config_name: str = "config") -> DictConfig:
     with initialize_config_dir(str(CONFIGS_DIR), version_base="1.3"):
         return compose(config_name, overrides=point)
@@ -142,9 +151,10 @@ def check(argv: list[str]) -> None:
     `argv` is split the way Hydra splits it (`hydra._internal.utils.get_args_parser`): its own
     flags (`--cfg job`, `--config-dir D`, `--multirun`, ...) are not overrides. A command that
     only asks Hydra something (`--help`, `--hydra-help`, `--info`, `--shell-completion`,
-    `--version`, which exits while parsing) is left to Hydra. `hydra.*` / `hydra/...` overrides are Hydra's own, except
-    `hydra.searchpath`, which adds config folders (such as the ones `ssm-bench tune --out` writes),
-    as `--config-dir` does.
+    `--version`, which exits while parsing) is left to Hydra. `hydra.*` / `hydra/...` overrides
+    are Hydra's own, except `hydra.searchpath`, which adds config folders (such as the ones
+    `ssm-bench tune --out` writes), as `--config-dir` does. A config file YAML refuses (a Python
+    tag, a syntax error, binary bytes) is one error naming the file and line.
     """
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.info or args.shell_completion:
@@ -167,6 +177,13 @@ def check(argv: list[str]) -> None:
             cfg = _compose(point, args.config_name or "config")
         except (HydraException, OmegaConfBaseException) as error:
             raise _translate(error, point) from None
+        except yaml.YAMLError as error:  # a Python tag, a syntax error: nothing was constructed
+            raise _bad_yaml(error) from None
+        except UnicodeDecodeError:
+            raise UserError(
+                "a config file this command line names is not UTF-8 text (binary or damaged); "
+                "check the experiment and other config files you added"
+            ) from None
         _refuse_added_keys(cfg, point)
         schema.validate(cfg)
 
