@@ -111,3 +111,26 @@ def test_a_bad_experiment_yaml_is_one_error_line_and_runs_nothing(tmp_path, cont
     with pytest.raises(UserError, match=message):
         preflight.check(["--config-dir", str(tmp_path), "experiment=evil"])
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("uri", ["garbage:://x", "nosuch://host/db"])
+def test_report_with_a_uri_of_no_store_is_one_error_line(tmp_path, uri):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.report",
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(f"error: tracking URI {uri!r} names no MLflow store")
+    assert not (tmp_path / "o").exists()

@@ -95,9 +95,21 @@ def default_tracking_uri() -> str:
     return f"{SQLITE_PREFIX}{PROJECT_ROOT / 'results' / 'mlflow.db'}"
 
 
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "file")
+"""The URI schemes of MLflow tracking stores (a database one may name its driver: `mysql+...`)."""
+
+
 def resolve_uri(configured: str | None) -> str:
-    """The store to use: `tracking.uri` if set, else `MLFLOW_TRACKING_URI`, else the default."""
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    """The store to use: `tracking.uri` if set, else `MLFLOW_TRACKING_URI`, else the default;
+    `UserError` for a URI that names no kind of MLflow store."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    scheme = urlparse(uri).scheme.split("+", 1)[0] if "://" in uri else ""
+    if scheme and scheme not in STORE_SCHEMES:
+        raise UserError(
+            f"tracking URI {uri!r} names no MLflow store; give one of "
+            f"{', '.join(s + '://' for s in STORE_SCHEMES)} (e.g. 'sqlite:////abs/path/mlflow.db')"
+        )
+    return uri
 
 
 def sqlite_path(uri: str) -> Path | None:
