@@ -534,3 +534,13 @@ def test_accuracies_of_both_units_read_as_percent(store) -> None:
     assert finals == pytest.approx([50.0, 52.0, 54.0])
     # Losses are never scaled.
     assert both["metrics.best/test_loss"].tolist() == pytest.approx([1.5, 1.48, 1.46])
+
+
+@pytest.mark.parametrize("state", [7, 0, -2])
+def test_an_odd_basis_state_is_refused_before_any_file(store, tmp_path, capsys, state):
+    out = tmp_path / "results"
+    argv = ["--tracking-uri", store, "--out", str(out), "--plots", "--basis-state", str(state)]
+    assert report.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --basis-state {state}: the state size must be a positive even")
+    assert not out.exists()

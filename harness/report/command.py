@@ -155,6 +155,11 @@ def run(args: argparse.Namespace) -> list[Path]:
 def _run(args: argparse.Namespace) -> list[Path]:
     if args.bench and not args.plots:
         raise UserError("--bench selects benchmark figures; add --plots to draw figures")
+    if args.plots and (args.basis_state < 2 or args.basis_state % 2):
+        raise UserError(
+            f"--basis-state {args.basis_state}: the state size must be a positive even number "
+            "(conjugate pairs); give e.g. --basis-state 16"
+        )
     pool = _keys(args.pool)
     baseline = parse_baseline(args.baseline)
     if baseline and not any(set(baseline) <= set(_keys([spec])) for spec in args.group_by):
