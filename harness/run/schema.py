@@ -222,6 +222,9 @@ def validate(cfg: DictConfig) -> None:
     `__post_init__`, the backbone's and the layer options' (`models.resolve_options`).
     """
     _check_numbers(OmegaConf.to_container(cfg, resolve=True))
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UserError(f"seed: {seed!r} is not a valid int; give an integer seed such as seed=0")
     for section, schema in SECTIONS.items():
         schema(**OmegaConf.to_container(cfg[section], resolve=True))
     scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
