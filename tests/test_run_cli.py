@@ -76,7 +76,9 @@ MEANT = "did you mean trainer.max_epochs?"
 )  # fmt: skip
 def test_a_bad_override_is_one_error_before_anything_runs(overrides, message, tracking_env):
     with pytest.raises(UserError) as caught:
-        preflight.check([*TINY_TASK, *overrides, *tracking_env.overrides])
+        flags = [arg for arg in overrides if arg.startswith("-")]  # Hydra's flags come first
+        rest = [arg for arg in overrides if not arg.startswith("-")]
+        preflight.check([*flags, *TINY_TASK, *rest, *tracking_env.overrides])
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert not tracking_env.results_dir.exists()  # no store, run directory or log folder
 

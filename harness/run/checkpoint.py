@@ -26,6 +26,7 @@ import os
 import random
 import signal
 import threading
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -82,8 +83,17 @@ def load(path: Path) -> dict[str, Any]:
     """Read a file written by this module onto the CPU; only tensors and plain data are accepted.
 
     Raises `Damaged` (saying why) for a file that is truncated, garbled, holds other objects
-    (a pickle payload is refused, not run) or is not a dict.
+    (a pickle payload is refused, not run) or is not a dict. A `torch.save` file is a zip archive
+    whose records carry CRC-32 sums that `torch.load` does not check, so a file whose tensor bytes
+    were overwritten would load as if intact: every record's sum is checked first.
     """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_record = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise Damaged(f"unreadable: not a zip archive: {error}") from None
+    if bad_record is not None:
+        raise Damaged(f"unreadable: record {bad_record} fails its CRC-32 check") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
