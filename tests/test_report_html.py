@@ -13,13 +13,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from report_store import build_store
 
 from harness.report import command as report
 from harness.report.format import Table
-from harness.report.html import PAGE_FILE, table_html
+from harness.report.html import PAGE_FILE, settings_html, table_html
 
 BROWSER_FLAGS = [
     "--headless",
@@ -169,3 +170,18 @@ def test_an_empty_table_says_none() -> None:
     text = table_html(empty)
     assert "<table" not in text and "<th" not in text
     assert '<p class="empty" id="table-excluded_runs">none</p>' in text
+
+
+def test_run_settings_list_each_task_and_models_runs_and_what_they_used(site: Path) -> None:
+    rows = parse(site.read_text()).tables["table-run_settings"]
+    by_cell = {(row[0][1], row[1][1]): [text for _, text in row[2:]] for row in rows}
+    runs, epochs, *_ = by_cell[("adding", "s4_legs")]
+    assert (runs, epochs) == ("2", "6")
+    assert by_cell[("adding", "s4d_legs")][:2] == ["1", "2"]
+    assert by_cell[("listops", "s4d_lin")][:2] == ["3", ""], "a setting no run logged is empty"
+    assert by_cell[("listops", "hope")][0] == "2", "a killed attempt resubmitted is one run"
+
+
+def test_run_settings_of_no_runs_say_none() -> None:
+    text = settings_html(pd.DataFrame())
+    assert "<table" not in text and '<p class="empty" id="table-run_settings">none</p>' in text

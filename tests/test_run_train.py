@@ -15,7 +15,7 @@ from harness import layout
 from harness.run import checkpoint, metrics, tracking
 from harness.run.config import config_hash, flatten
 from harness.run.point import execute, point_state, run_dir
-from harness.run.train import NonFiniteLoss
+from harness.run.train import NonFiniteLoss, _progress_bar
 
 TAGS = {"task", "model", "kernel", "init", "objective", "seed", "config_hash", "git_commit"}
 TAGS |= {"host", "device"}
@@ -265,3 +265,26 @@ def test_trivial_metrics_are_chance_and_the_training_mean_mse():
         "trivial/test_acc": 12.5,
     }
     assert trivial_metrics(regression, [], splits) == {}  # targets not in memory: nothing
+
+
+@pytest.mark.parametrize(
+    ("setting", "ci", "shown"),
+    [(True, "1", True), ("auto", "", True), ("auto", "1", False), (False, "", False)],
+)
+def test_progress_off_a_terminal_is_plain_lines_without_carriage_returns(
+    setting, ci, shown, capsys, monkeypatch
+):
+    """In a job's log (stderr not a terminal) the bar is one line per refresh, never a `\\r`
+    redraw; under CI `auto` shows nothing."""
+    monkeypatch.setenv("CI", ci)
+    bar = _progress_bar(setting, True, total=40, initial=0)
+    for _ in range(40):
+        bar.update(1)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert (len(lines) >= 1 and all(line.startswith("train:") for line in lines)) == shown
+    assert bool(lines) == shown
+    if shown:
+        assert "40/40" in lines[-1]

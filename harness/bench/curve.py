@@ -32,7 +32,7 @@ RUNS = (("fp32", 0), ("fp32", 1), ("bf16", 0))  # (dtype, seed)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m harness.bench_curve", description=__doc__)
+    p = argparse.ArgumentParser(prog="ssm-bench bench curve", description=__doc__)
     p.add_argument("--model", default="s4_legs")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=50)

@@ -99,7 +99,7 @@ def benchmark(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.bench_data", description=__doc__.splitlines()[0]
+        prog="ssm-bench bench data", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--task", required=True, help="registered task name, e.g. listops_gen")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="task options")

@@ -73,7 +73,7 @@ def _train_times(root: Path) -> list[float]:
 
 @exits_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.bench.sweep", description=__doc__)
+    p = argparse.ArgumentParser(prog="ssm-bench bench sweep", description=__doc__)
     p.add_argument("--seeds", type=int, default=2, help="points of the sweep (seeds 0..N-1)")
     p.add_argument("--set", nargs="*", default=[], help="extra run overrides KEY=VALUE")
     args = p.parse_args(argv)

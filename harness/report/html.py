@@ -4,8 +4,9 @@
 the Markdown, LaTeX and CSV renderers get (`harness.report.format`), so the page shows the same
 numbers: the leaderboard and ablation tables (published rows in italics, seed counts in
 parentheses, best measured entry bold, † for too few seeds), the excluded runs with their reasons,
-the figures (PNG, embedded as data URIs), the commit the report was made at and the commits of
-the runs, and the date. Nothing is loaded from elsewhere (no remote scripts, fonts or styles), so
+the run settings per task and model (epochs, width, layers, d_state, lr, batch), the figures
+(PNG, embedded as data URIs), the commit the report was made at and the commits of the runs, and
+the date. Nothing is loaded from elsewhere (no remote scripts, fonts or styles), so
 the file works from `file://`, and it can be mailed as it is.
 
 Every column sorts on a click of its header (inline script; numbers by value, text
@@ -168,6 +169,60 @@ def _run_commits(runs: pd.DataFrame) -> str:
     return ", ".join(f"{c} ({n} run{'s' * (n != 1)})" for c, n in counts.most_common()) or "none"
 
 
+RUN_SETTINGS = {
+    "epochs": "params.trainer.max_epochs",
+    "width": "params.backbone.d_model",
+    "layers": "params.backbone.n_layers",
+    "d_state": "params.model.layer.d_state",
+    "lr": "params.optimizer.lr",
+    "batch": "params.trainer.batch_size",
+}
+"""The settings the page lists per task and model: column heading -> the runs' MLflow param."""
+
+
+def settings_html(runs: pd.DataFrame) -> str:
+    """A `<section>` listing, per (task, model), its run count and the values of `RUN_SETTINGS`
+    its runs used (several values joined by " / "; a setting no run logged is left empty)."""
+    esc = html.escape
+    keys = ["params.task.name", "params.model.name"]
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["task", "model", "runs", *RUN_SETTINGS])
+    body = []
+    if not runs.empty and all(k in runs.columns for k in keys):
+        for (task, model), group in runs.groupby(keys, sort=True):
+            values = [
+                " / ".join(sorted({str(v) for v in group[column].dropna()}, key=_natural))
+                if column in group.columns
+                else ""
+                for column in RUN_SETTINGS.values()
+            ]
+            cells = [task, model, str(len(group)), *values]
+            body.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
+    table = (
+        f'<div class="scroll"><table id="table-run_settings"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+        if body
+        else '<p class="empty" id="table-run_settings">none</p>'
+    )
+    return "\n".join(
+        [
+            '<section id="run_settings">',
+            "<h2>Run settings</h2>",
+            '<p class="caption">What the runs of each task and model were trained with '
+            "(every value used, when the runs differ).</p>",
+            table,
+            "</section>",
+        ]
+    )
+
+
+def _natural(text: str) -> tuple[float, str]:
+    """Numbers in numeric order, then other text."""
+    try:
+        return (float(text), "")
+    except ValueError:
+        return (math.inf, text)
+
+
 def page_html(
     tables: list[Table], figures: list[Path], runs: pd.DataFrame, commit: str, date: datetime
 ) -> str:
@@ -192,6 +247,7 @@ def page_html(
             "<h1>ssm-bench leaderboard</h1>",
             f'<p class="meta" id="meta">{meta}</p>',
             *(table_html(t) for t in tables),
+            settings_html(runs),
             *figure_part,
             f"<script>{_SCRIPT}</script>",
             "</body></html>",

@@ -120,7 +120,7 @@ def check_store(uri: str) -> None:
         return
     if not path.exists():
         raise UserError(
-            f"no MLflow store at {path} (tracking URI {uri}); run `python -m harness.run ...` "
+            f"no MLflow store at {path} (tracking URI {uri}); run `ssm-bench run ...` "
             "first or pass --tracking-uri pointing at an existing store"
         )
     if db is None and path.is_file():
@@ -131,7 +131,7 @@ def check_store(uri: str) -> None:
     if db is not None and (not db.is_file() or _header(db) not in (b"", SQLITE_HEADER)):
         raise UserError(
             f"--tracking-uri {uri}: {db} is not a SQLite database; pass the mlflow.db that "
-            "`python -m harness.run` wrote"
+            "`ssm-bench run` wrote"
         )
 
 
@@ -229,7 +229,7 @@ def load_runs(uri: str, filt: RunFilter = RunFilter()) -> pd.DataFrame:
     if raw.empty:
         raise UserError(
             f"no runs in the MLflow store {uri} for {filt.describe()}; "
-            "start some with `python -m harness.run` or check --experiment"
+            "start some with `ssm-bench run` or check --experiment"
         )
     runs = _apply_filter(_typed(raw, names), filt)
     if runs.empty:

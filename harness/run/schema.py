@@ -74,7 +74,7 @@ class TrainerOptions:
     deterministic: bool = False  # torch deterministic algorithms (resumed == uninterrupted on CPU)
     num_workers: int = 0  # DataLoader worker processes
     pin_memory: bool = True  # pinned host memory (only used on CUDA)
-    progress: Any = "auto"  # tqdm bar: auto (only on a terminal, not under CI) | true | false
+    progress: Any = "auto"  # auto: a bar on a terminal, else a line every 10 s (none under CI)
 
     def __post_init__(self) -> None:
         fix = "give a positive number"

@@ -21,6 +21,7 @@ logged history does not depend on when checkpoints were written or where a run w
 """
 
 import contextlib
+import io
 import logging
 import math
 import os
@@ -148,10 +149,42 @@ class Schedule:
         self.impl.load_state_dict(state)
 
 
-def _progress_enabled(setting: str | bool) -> bool:
+LOG_PROGRESS_SECONDS = 10.0
+"""How often the progress line is written where stderr is not a terminal (a job's log file)."""
+
+
+class _LinePerRefresh(io.TextIOBase):
+    """tqdm's output for a log file: each refresh of the bar one plain line, no carriage
+    returns (a `\r`-redrawn bar in a file is hundreds of updates on one line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _progress_bar(setting: str | bool, shown: bool, total: int, initial: int) -> tqdm:
+    """The training progress: on a terminal a redrawn bar; elsewhere (`setting` "auto" off a
+    terminal, or under CI only when forced `true`) one line every `LOG_PROGRESS_SECONDS`."""
+    terminal = sys.stderr.isatty()
     if setting == "auto":
-        return sys.stderr.isatty() and not os.environ.get("CI")
-    return bool(setting)
+        shown = shown and (terminal or not os.environ.get("CI"))
+    else:
+        shown = shown and bool(setting)
+    common = {"total": total, "initial": initial, "desc": "train", "disable": not shown}
+    if terminal:
+        return tqdm(**common, dynamic_ncols=True)
+    return tqdm(
+        **common, file=_LinePerRefresh(sys.stderr), mininterval=LOG_PROGRESS_SECONDS, ncols=80
+    )
 
 
 @dataclass
@@ -494,16 +527,10 @@ class Trainer:
         if self.step == 0 and self.ctx.is_main:
             checkpoint.save_atomic(self.module.state_dict(), self.run_dir / MODEL_INIT)
         self.module.train()
-        shown = self.ctx.is_main and _progress_enabled(self.t.progress)
-        bar = tqdm(
-            total=self.planned_steps,
-            initial=self.step,
-            desc="train",
-            disable=not shown,
-            dynamic_ncols=True,
-        )
-        # Log lines printed above the bar instead of through it.
-        redirect = logging_redirect_tqdm() if shown else contextlib.nullcontext()
+        bar = _progress_bar(self.t.progress, self.ctx.is_main, self.planned_steps, self.step)
+        # Log lines printed above a terminal's bar instead of through it.
+        redraws = not bar.disable and sys.stderr.isatty()
+        redirect = logging_redirect_tqdm() if redraws else contextlib.nullcontext()
         eval_every = self.t.eval_every_steps
         with bar, redirect:
             while not self._done() and self.epoch < int(self.t.max_epochs):

@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
     models, rest = _models(args.overrides)
     for model in models:
         command = ["-m", *study_overrides(args.name, model, args, rest)]
-        print(f"tuning {model}: python -m harness.run {' '.join(command)}", flush=True)
+        print(f"tuning {model}: ssm-bench run {' '.join(command)}", flush=True)
         done = subprocess.run([sys.executable, "-m", "harness.run", *command])
         if done.returncode != 0:
             print(
@@ -128,7 +128,7 @@ def main(argv: list[str]) -> int:
     searchpath = export.searchpath_override(args.out)
     extra = " ".join([*where, *([searchpath] if searchpath else [])])
     print(
-        f"seeded comparison: python -m harness.run -m experiment=tuned/{args.name} seed=0,1,2 "
+        f"seeded comparison: ssm-bench run -m experiment=tuned/{args.name} seed=0,1,2 "
         + extra
     )
     return 0

@@ -112,8 +112,8 @@ def experiment_config(name: str, models: list[str]) -> str:
     lines = [
         "# @package _global_",
         f"# Tuned settings of `ssm-bench tune {name}`, one file per model in tuned/{name}/.",
-        f"# Seeded comparison: python -m harness.run -m experiment=tuned/{name} seed=0,1,2",
-        f"# One model: python -m harness.run experiment=tuned/{name} tuned/{name}={models[0]}",
+        f"# Seeded comparison: ssm-bench run -m experiment=tuned/{name} seed=0,1,2",
+        f"# One model: ssm-bench run experiment=tuned/{name} tuned/{name}={models[0]}",
     ]
     body = {
         "defaults": [{f"/tuned/{name}": models[0]}],
