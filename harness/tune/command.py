@@ -127,8 +127,5 @@ def main(argv: list[str]) -> int:
     where = [o for o in rest if is_operational(_override_key(o))]  # paths, tracking, launcher
     searchpath = export.searchpath_override(args.out)
     extra = " ".join([*where, *([searchpath] if searchpath else [])])
-    print(
-        f"seeded comparison: ssm-bench run -m experiment=tuned/{args.name} seed=0,1,2 "
-        + extra
-    )
+    print(f"seeded comparison: ssm-bench run -m experiment=tuned/{args.name} seed=0,1,2 " + extra)
     return 0
