@@ -3,6 +3,8 @@ short runs. The figures' matplotlib objects are inspected (lines, bands, limits,
 legend entries, titles) through each drawing function's undecorated `__wrapped__`, and the files
 are checked to be a PDF and a non-blank PNG."""
 
+from pathlib import Path
+
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
@@ -78,7 +80,33 @@ def _bench_csv(path, lengths=(1024, 4096, 16384), with_memory=True, models=("s4_
     pd.DataFrame(rows, columns=BENCH_COLUMNS).to_csv(path, index=False)
 
 
-def test_plots_without_bench_write_no_bench_figure(store, tmp_path):
+@pytest.fixture
+def overhangs(monkeypatch):
+    """stem -> `style.overhang` of every figure saved while the test runs."""
+    found, real_save = {}, style.save
+
+    def measured(fig, stem):
+        found[Path(stem).name] = style.overhang(fig)
+        return real_save(fig, stem)
+
+    monkeypatch.setattr(style, "save", measured)
+    return found
+
+
+def test_overhang_names_text_past_the_canvas_and_passes_a_fitting_figure():
+    with mpl.rc_context(style.STYLE):
+        fig, (ax,) = style.new_figure(1)
+        ax.plot([0, 1], [0, 1])
+        ax.set_ylabel("validation accuracy (%)")
+        assert style.overhang(fig) == {}
+        fig.set_layout_engine("none")
+        fig.subplots_adjust(left=0.0, right=1.0)
+        ax.set_title("a right-hand title far too long for one column of a paper page", loc="right")
+    found = style.overhang(fig)
+    assert set(found) >= {"left"} and "panel 0" in found["left"]
+
+
+def test_plots_without_bench_write_no_bench_figure(store, tmp_path, overhangs):
     """`report --plots` draws every figure with data from the store and none from the benchmark
     CSVs it is pointed at; the store has no checkpoints, so kernels/hankel are skipped."""
     uri, _ = store
@@ -97,6 +125,7 @@ def test_plots_without_bench_write_no_bench_figure(store, tmp_path):
     }
     for stem in stems:
         assert_figure([out / "figures" / f"{stem}.{ext}" for ext in ("pdf", "png")], stem)
+    assert set(overhangs) == stems and all(v == {} for v in overhangs.values()), overhangs
     assert report.main(["--tracking-uri", uri, "--out", str(out), "--bench"]) == 2  # no --plots
 
 
@@ -266,7 +295,7 @@ def test_bench_vs_length_lines_with_precision_styles_and_honest_legends(tmp_path
     assert memory.get_ylabel() == "peak memory (GB)"
 
 
-def test_bench_single_length_is_a_bar_chart_without_an_empty_memory_panel(tmp_path):
+def test_bench_single_length_is_a_bar_chart_without_an_empty_memory_panel(tmp_path, overhangs):
     _bench_csv(tmp_path / "layer_cpu.csv", lengths=(4096,), with_memory=False)
     paths = figures.bench_figures(tmp_path, tmp_path / "figures")
     assert [p.name for p in paths] == ["bench_layer_cpu.pdf", "bench_layer_cpu.png"]
@@ -279,6 +308,10 @@ def test_bench_single_length_is_a_bar_chart_without_an_empty_memory_panel(tmp_pa
     assert ax.get_ylim()[0] == 0.0
     assert "L=4096" in fig._suptitle.get_text()
     assert figures.bench_figures(tmp_path / "missing", tmp_path) == []
+    (tmp_path / "lengths").mkdir()
+    _bench_csv(tmp_path / "lengths" / "layer_dev.csv", with_memory=True)
+    assert len(figures.bench_figures(tmp_path / "lengths", tmp_path / "figures")) == 2
+    assert overhangs == {"bench_layer_cpu": {}, "bench_layer_dev": {}}
 
 
 def test_singular_value_frame_layout():
@@ -297,7 +330,7 @@ def test_paper_style_widths(tmp_path):
     assert len(axes) == 4
 
 
-def test_figures_from_real_short_runs(make_cfg, tracking_env, tmp_path):
+def test_figures_from_real_short_runs(make_cfg, tracking_env, tmp_path, overhangs):
     """A tiny run through the runner (conftest's tiny copying task), then
     `python -m harness.report --plots` on its store; the per-run figures name the run."""
     runner.execute(make_cfg("model=s4d_lin", "trainer.max_epochs=2"))
@@ -306,6 +339,15 @@ def test_figures_from_real_short_runs(make_cfg, tracking_env, tmp_path):
     assert report.main([*args, "--kernel-len", "32", "--basis-state", "8"]) == 0
     for stem in ("learning_curves", "leaderboard", "kernels", "hankel", "basis_functions"):
         assert_figure([out / "figures" / f"{stem}.pdf", out / "figures" / f"{stem}.png"])
+    assert len(overhangs) == 5 and all(v == {} for v in overhangs.values()), str(overhangs)
+    assert report.main([*args, "--basis-state", "8"]) == 0  # kernels as long as the sequences
+    runs = load_runs(tracking_env.uri)
+    directory = tracking_env.runs_dir / runs_hash(tracking_env.uri, "s4d_lin")
+    length = figures.saved_model_args(directory)["l_max"]
+    assert figures.diagnostics(runs, None, None).kernels[("copying", "s4d_lin")][0].shape == (
+        8,
+        length,
+    )
     board = pd.read_csv(out / "leaderboard.csv").set_index("model")
     assert board.index.tolist() == ["s4d_lin"] and board.loc["s4d_lin", "copying_n"] == 1
     runs = load_runs(tracking_env.uri)

@@ -544,3 +544,13 @@ def test_an_odd_basis_state_is_refused_before_any_file(store, tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: --basis-state {state}: the state size must be a positive even")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("length", [0, -5])
+def test_a_kernel_length_below_one_is_refused_before_any_file(store, tmp_path, capsys, length):
+    out = tmp_path / "results"
+    argv = ["--tracking-uri", store, "--out", str(out), "--plots", "--kernel-len", str(length)]
+    assert report.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --kernel-len {length}: a kernel needs at least one step")
+    assert not out.exists()

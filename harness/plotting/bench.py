@@ -135,7 +135,7 @@ def bench_scaling(bench: pd.DataFrame, title: str, width: str | None = None) -> 
             Line2D([], [], color="grey", marker=IMPL_MARKERS[i], linestyle="none", label=i)
             for i in impls
         ]
-    fig.suptitle(title, fontsize=STYLE["axes.titlesize"])
+    fig.suptitle(title, fontsize=STYLE["axes.titlesize"], wrap=True)  # wrapped to the width
     figure_legend(fig, axes, handles)
     return fig
 

@@ -14,6 +14,7 @@ import matplotlib as mpl
 import seaborn as sns
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 WIDTHS = {"column": 3.5, "double": 7.0}
@@ -21,6 +22,9 @@ WIDTHS = {"column": 3.5, "double": 7.0}
 
 PANEL_HEIGHT = 2.2
 """Height of one row of panels in inches."""
+
+LEGEND_ROW_HEIGHT = 0.16
+"""Height of one row of a figure legend (7 pt text and its spacing) in inches."""
 
 STYLE = {
     **sns.plotting_context("paper"),
@@ -103,6 +107,39 @@ def save(fig: Figure, stem: Path) -> list[Path]:
     return paths
 
 
+def overhang(fig: Figure, tolerance: float = 0.5) -> dict[str, str]:
+    """What of `fig`'s drawn content (titles, labels, tick labels, legends, texts) reaches past
+    its canvas: edge ("left", "right", "bottom", "top") -> how far in points and which parts;
+    {} when everything is on the page. Measured as `savefig` lays it out: matplotlib's tight
+    bounding box of the drawn figure against the figure's own box, `tolerance` points allowed."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    page = fig.bbox
+    parts = [(f"panel {i} {ax.get_title()!r}", ax) for i, ax in enumerate(fig.axes)]
+    parts += [("legend", legend) for legend in fig.legends]
+    parts += [(f"text {t.get_text()!r}", t) for t in fig.texts]  # the suptitle is one of them
+    found: dict[str, str] = {}
+    for edge, beyond in (
+        ("left", lambda b: page.x0 - b.x0),
+        ("right", lambda b: b.x1 - page.x1),
+        ("bottom", lambda b: page.y0 - b.y0),
+        ("top", lambda b: b.y1 - page.y1),
+    ):
+        past = [
+            (name, beyond(box) * 72 / fig.dpi)
+            for name, artist in parts
+            if artist.get_visible()
+            and (box := artist.get_tightbbox(renderer)) is not None
+            and beyond(box) * 72 / fig.dpi > tolerance
+        ]
+        if past:
+            worst = max(points for _, points in past)
+            names = dict.fromkeys(name for name, _ in past)
+            found[edge] = f"{worst:.1f} pt by {', '.join(names)}"
+    return found
+
+
 def styled(draw: Callable[..., Figure]) -> Callable[..., list[Path]]:
     """Run a drawing function under `STYLE` and save its figure to the `stem` argument."""
 
@@ -117,14 +154,14 @@ def styled(draw: Callable[..., Figure]) -> Callable[..., list[Path]]:
 def figure_legend(
     fig: Figure, axes: list[Axes], handles: list[Artist], title: str | None = None
 ) -> None:
-    """One legend for the whole figure, below the panels; the panels' own legends are removed."""
+    """One legend for the whole figure, below the panels; the panels' own legends are removed.
+
+    The figure grows by the legend's rows (`LEGEND_ROW_HEIGHT` each), so the panels keep their
+    `PANEL_HEIGHT` however many entries the legend has."""
     for ax in axes:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncols=min(len(handles), 2 if fig.get_figwidth() > WIDTHS["column"] else 1),
-        title=title,
-        frameon=False,
-    )
+    ncols = min(len(handles), 2 if fig.get_figwidth() > WIDTHS["column"] else 1)
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, title=title, frameon=False)
+    rows = -(-len(handles) // max(ncols, 1)) + (title is not None)
+    fig.set_figheight(fig.get_figheight() + rows * LEGEND_ROW_HEIGHT)

@@ -130,7 +130,11 @@ def parser() -> argparse.ArgumentParser:
         default=PROJECT_ROOT / "results" / "bench",
         help="benchmark CSVs of harness.bench (for --plots)",
     )
-    p.add_argument("--kernel-len", type=int, default=256, help="kernel length L in the figures")
+    p.add_argument(
+        "--kernel-len",
+        type=int,
+        help="kernel length L in the figures (default: each run's own sequence length)",
+    )
     p.add_argument(
         "--basis-state",
         type=int,
@@ -159,6 +163,11 @@ def _run(args: argparse.Namespace) -> list[Path]:
         raise UserError(
             f"--basis-state {args.basis_state}: the state size must be a positive even number "
             "(conjugate pairs); give e.g. --basis-state 16"
+        )
+    if args.kernel_len is not None and args.kernel_len < 1:
+        raise UserError(
+            f"--kernel-len {args.kernel_len}: a kernel needs at least one step; give a positive "
+            "length or leave it out (each run's sequence length)"
         )
     pool = _keys(args.pool)
     baseline = parse_baseline(args.baseline)

@@ -199,20 +199,27 @@ def load_layer(directory: Path, weights: str) -> SSMLayer:
     `weights`: `MODEL_INIT` (step 0) or `MODEL_BEST` (best validation);
     the model is rebuilt from the checkpoint's `model_args` (no data needed).
     """
-    state_path, ckpt_path = directory / weights, directory / CHECKPOINT
-    for path in (state_path, ckpt_path):
-        if not path.is_file():
-            raise UserError(f"run directory {directory} lacks {path.name}; pass --runs-dir")
+    state_path = directory / weights
+    if not state_path.is_file():
+        raise UserError(f"run directory {directory} lacks {state_path.name}; pass --runs-dir")
+    model = models.build_model(**saved_model_args(directory))
+    model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
+    return next(m for m in model.modules() if isinstance(m, SSMLayer))
+
+
+def saved_model_args(directory: Path) -> dict:
+    """The `models.build_model` arguments a run directory's checkpoint records (its `l_max` is
+    the task's sequence length); a `UserError` when the checkpoint is missing or damaged."""
+    ckpt_path = directory / CHECKPOINT
+    if not ckpt_path.is_file():
+        raise UserError(f"run directory {directory} lacks {ckpt_path.name}; pass --runs-dir")
     try:
-        model_args = checkpoint.load(ckpt_path)["model_args"]
+        return checkpoint.load(ckpt_path)["model_args"]
     except (checkpoint.Damaged, KeyError) as error:
         raise UserError(
             f"{ckpt_path} is damaged ({error}); pass --runs-dir with intact run folders, or rerun "
             "the point with force=true"
         ) from None
-    model = models.build_model(**model_args)
-    model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
-    return next(m for m in model.modules() if isinstance(m, SSMLayer))
 
 
 def _has_checkpoints(directory: Path) -> bool:
@@ -237,9 +244,10 @@ class Diagnostics:
     svals: pd.DataFrame
 
 
-def diagnostics(runs: pd.DataFrame, runs_dir: Path | None, L: int) -> Diagnostics:
+def diagnostics(runs: pd.DataFrame, runs_dir: Path | None, L: int | None) -> Diagnostics:
     """Kernels of the lowest-seed finished run of every (task, model) whose run directory holds
-    the checkpoints (the others are skipped with a log line)."""
+    the checkpoints (the others are skipped with a log line), `L` steps long (None: each run's
+    own sequence length)."""
     kernels, labels, svals = {}, {}, []
     finished = _finished(runs).sort_values("seed")
     for (task, model), part in finished.groupby(["task", "model"]):
@@ -248,10 +256,11 @@ def diagnostics(runs: pd.DataFrame, runs_dir: Path | None, L: int) -> Diagnostic
             log.info("no run directory with checkpoints for %s on %s: skipped", model, task)
             continue
         directory = run_directory(saved[0], runs_dir)
+        length = L or int(saved_model_args(directory)["l_max"])
         stages = {}
         for stage, weights in STAGES:
             with torch.no_grad():
-                k = load_layer(directory, weights).kernel(L)[0].double()  # (H, L)
+                k = load_layer(directory, weights).kernel(length)[0].double()  # (H, L)
             stages[stage] = k.numpy()
             sv = hankel_singular_values(k).numpy()
             svals.append(_singular_value_frame(task, model, stage, sv))
@@ -260,7 +269,9 @@ def diagnostics(runs: pd.DataFrame, runs_dir: Path | None, L: int) -> Diagnostic
     return Diagnostics(kernels, labels, pd.concat(svals) if svals else pd.DataFrame())
 
 
-def diagnostics_figures(runs: pd.DataFrame, runs_dir: Path | None, out: Path, L: int) -> list[Path]:
+def diagnostics_figures(
+    runs: pd.DataFrame, runs_dir: Path | None, out: Path, L: int | None
+) -> list[Path]:
     """`kernels.{pdf,png}`: the first layer's kernels at initialization and after training;
     `hankel.{pdf,png}`: their Hankel singular values (HOPE's diagnostic); every panel names its
     run (task, model, seed, steps)."""
