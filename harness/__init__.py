@@ -5,10 +5,10 @@ The flow of one run, by subpackage (docs/DESIGN.md draws it):
 - `harness.run`: one training run (`python -m harness.run`): plan the point, build task and model,
   train, checkpoint, track in MLflow.
 - `harness.cluster`: sweeps as submitit jobs on this machine or SLURM, their job records and
-  `python -m harness.status`.
+  `python -m harness.cluster.status`.
 - `harness.report`: the MLflow store read back into tables and figures (`python -m harness.report`).
-- `harness.bench`: performance benchmarks (`python -m harness.bench`, `harness.bench_curve`,
-  `harness.bench_data`).
+- `harness.bench`: performance benchmarks (`python -m harness.bench`, `harness.bench.curve`,
+  `harness.bench.data`).
 - `harness.study`: reproduction studies (`python -m harness.study`).
 - `harness.plotting`: the figure style and the benchmark figure that report, study and bench share.
 

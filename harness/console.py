@@ -2,9 +2,9 @@
 
     ssm-bench run task=listops_gen model=s4d_lin     # python -m harness.run (Hydra; -m: sweep)
     ssm-bench report --plots --html                  # python -m harness.report
-    ssm-bench status [SWEEP]                         # python -m harness.status
+    ssm-bench status [SWEEP]                         # python -m harness.cluster.status
     ssm-bench bench --suite layer                    # python -m harness.bench
-    ssm-bench bench curve|data|sweep|gpu ...         # python -m harness.bench_curve, _data,
+    ssm-bench bench curve|data|sweep|gpu ...         # python -m harness.bench.curve, .data,
                                                      #   harness.bench.sweep, harness.bench.gpu
     ssm-bench study ...                              # python -m harness.study
     ssm-bench tune NAME model=a,b ... [--trials N]   # harness.tune.command (hydra/sweeper=optuna)

@@ -2,7 +2,7 @@
 
 Shared by `harness.run` (which writes these files), `harness.cluster` (which reads them to plan and
 show a sweep) and `harness.report`. It imports nothing beyond the standard library, so commands that
-only read results (`harness.status`, `harness.report --help`) start without torch or MLflow.
+only read results (`harness.cluster.status`, `harness.report --help`) start without torch or MLflow.
 
 A run directory is `<paths.runs_dir>/<config_hash>/` (`harness.run.config.config_hash`); a sweep
 directory is `<paths.sweeps_dir>/<sweep name>/`.

@@ -93,9 +93,9 @@ def harness_run_background(args: list[str], root: Path) -> subprocess.Popen:
 
 
 def harness_status(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python -m harness.status <args> paths.root=<root>`."""
+    """`python -m harness.cluster.status <args> paths.root=<root>`."""
     return subprocess.run(
-        [sys.executable, "-m", "harness.status", *args, f"paths.root={root}"],
+        [sys.executable, "-m", "harness.cluster.status", *args, f"paths.root={root}"],
         cwd=root,
         env=env(),
         capture_output=True,

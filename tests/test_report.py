@@ -458,7 +458,7 @@ def test_an_empty_requested_table_exits_2(store, tmp_path, capsys):
 def test_sweep_resolves_through_its_manifest_like_status(store, tmp_path):
     """A resubmitted finished sweep (new id, nothing submitted) lists the points it covers in its
     manifest: `--sweep <new id>` finds their runs, tagged with the first sweep's id, and
-    `harness.status` shows the same runs."""
+    `harness.cluster.status` shows the same runs."""
     from harness.cluster.status import status_table
     from harness.layout import RUN_ID_FILE
 

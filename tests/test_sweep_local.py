@@ -1,9 +1,9 @@
 """The local launcher (`hydra/launcher=local`) end to end, and the launcher's and status's logic.
 
 The sweep test runs the real chain: `python -m harness.run -m hydra/launcher=local` with 3 models x
-2 seeds as submitit jobs on this machine, at most 2 at once, then reads MLflow and
-`python -m harness.status`. The unit tests pin the pieces that decide what to submit and what
-the status table says.
+2 seeds as submitit jobs on this machine, at most 2 at once, then reads MLflow and `ssm-bench
+status` (`python -m harness.cluster.status`). The unit tests pin the pieces that decide what to
+submit and what the status table says.
 """
 
 import re

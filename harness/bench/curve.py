@@ -1,4 +1,4 @@
-"""bf16 autocast against fp32: speed and loss curve of one model, `python -m harness.bench_curve`.
+"""bf16 autocast against fp32: speed and loss curve of one model, `ssm-bench bench curve`.
 
 Trains the benchmark's whole-model shape (`harness.bench` model suite: LRA Image backbone,
 bidirectional layers) for `--steps` AdamW steps on a fixed synthetic classification set (random
@@ -12,6 +12,7 @@ autocast with seed 0. It writes the per-step losses and step times to
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -133,3 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{key}: {value:.4f}")
     print(f"bf16 speedup: {summary['fp32_ms'] / summary['bf16_ms']:.2f}x")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Data-loader throughput of a task: `python -m harness.bench_data --task NAME [options]`.
+"""Data-loader throughput of a task: `ssm-bench bench data --task NAME [options]`.
 
 Builds the task (generating and caching it on first use; the build time is reported), then for
 every `--workers` count reads `--batches` batches of the train split through a
@@ -9,10 +9,10 @@ second (the first batch, which pays for starting the workers, is timed apart as
 
 Task options are overridden with `--set KEY=VALUE` (values parsed as YAML). The README's
 figures (LRA lengths):
-    python -m harness.bench_data --task listops_gen --set min_length=500 max_length=2000 \
+    ssm-bench bench data --task listops_gen --set min_length=500 max_length=2000 \
         seq_len=2048 n_train=2000
-    python -m harness.bench_data --task pathfinder_gen --set n_images=2000
-    python -m harness.bench_data --task pathfinder_gen --set resolution=128 contour_length=14 \
+    ssm-bench bench data --task pathfinder_gen --set n_images=2000
+    ssm-bench bench data --task pathfinder_gen --set resolution=128 contour_length=14 \
         distractor_length=4 n_distractors=7 dash_length=5 gap_length=2 marker_radius=3 \
         min_marker_distance=20 n_images=1000
 """
@@ -21,6 +21,7 @@ import argparse
 import logging
 import os
 import platform
+import sys
 import time
 from collections.abc import Sequence
 
@@ -129,3 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}")
     print(table.to_string(index=False))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,5 +5,5 @@
 - `jobs`: which submitit job runs a point (`job.json`) and its scheduler state now.
 - `progress`: a line per finished point and the sweep's summary table.
 - `task_env`: torch.distributed's environment inside a multi-task submitit job.
-- `status`: `python -m harness.status`, one row per point of a sweep.
+- `status`: `python -m harness.cluster.status`, one row per point of a sweep.
 """

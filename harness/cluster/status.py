@@ -1,4 +1,4 @@
-"""`python -m harness.status [SWEEP] [--logs] [overrides]`: one table row per point of a sweep.
+"""`ssm-bench status [SWEEP] [--logs] [overrides]`: one table row per point of a sweep.
 
 SWEEP is a sweep's name (its folder under `paths.sweeps_dir`, the `sweep` tag of its runs) or the
 path of a sweep folder; without it, the most recently launched sweep. `overrides` are the same
@@ -255,3 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render(table))
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

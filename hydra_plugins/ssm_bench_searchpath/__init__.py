@@ -1,8 +1,8 @@
 """Installed plugins' config directories on Hydra's search path.
 
-Hydra finds this `SearchPathPlugin` in the `hydra_plugins` namespace package and asks it to
-extend the search path of every command that composes configs (`harness.run`, the launchers'
-jobs, `harness.status`). Each directory declared in the entry point group `ssm_bench.configs`
+Hydra finds this `SearchPathPlugin` in the `hydra_plugins` namespace package and asks it to extend
+the search path of every command that composes configs (`harness.run`, the launchers' jobs,
+`harness.cluster.status`). Each directory declared in the entry point group `ssm_bench.configs`
 (`harness.layout.plugin_config_dirs`) is appended after `configs/`, so `model=my_ssm` finds
 `<plugin>/model/my_ssm.yaml` and a plugin cannot shadow a built-in config.
 """
