@@ -100,8 +100,7 @@ def test_missing_data_dir_fails_the_run_with_one_message(tracking_env, tmp_path)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "task.data_dir" in errors[0] and str(missing) in errors[0]
     assert "Traceback" not in done.stderr
-    assert _all_runs(tracking_env.uri) == []  # the run never started: no MLflow run
-    assert not tracking_env.runs_dir.exists() or not any(tracking_env.runs_dir.iterdir())
+    assert not tracking_env.results_dir.exists(), "no store, run or log folder is left"
 
 
 def test_a_training_set_without_images_is_one_error_and_no_run(tracking_env, tmp_path):
@@ -119,8 +118,24 @@ def test_a_training_set_without_images_is_one_error_and_no_run(tracking_env, tmp
     done = _cli([*args, *tracking_env.overrides], tmp_path)
     error = _one_error(done)
     assert f"{folder / 'data_batch_1'}: the batch holds no images" in error
-    assert _all_runs(tracking_env.uri) == []
-    assert not tracking_env.runs_dir.exists() or not any(tracking_env.runs_dir.iterdir())
+    assert not tracking_env.results_dir.exists(), "no store, run or log folder is left"
+
+
+def test_a_task_option_error_leaves_nothing_and_keeps_a_store_that_holds_runs(
+    tracking_env, tmp_path
+):
+    """Issue 25: `task.seq_len=0` was refused only after the store, runs/ and Hydra's log folder
+    were made. On a fresh root nothing is left; an existing store with a run keeps it."""
+    bad = ["task=adding", "task.seq_len=0", "trainer.device=cpu", *tracking_env.overrides]
+    assert "task.seq_len: 0 steps" in _one_error(_cli(bad, tmp_path))
+    assert not tracking_env.results_dir.exists(), sorted(tracking_env.results_dir.rglob("*"))
+    assert _cli([*TINY_TASK, *TINY, *tracking_env.overrides], tmp_path).returncode == 0
+    before = sorted(p for p in tracking_env.results_dir.rglob("*") if "logs" not in p.parts)
+    assert "task.seq_len: 0 steps" in _one_error(_cli(bad, tmp_path))
+    after = sorted(p for p in tracking_env.results_dir.rglob("*") if "logs" not in p.parts)
+    assert after == before and len(_all_runs(tracking_env.uri)) == 1
+    logs = tracking_env.results_dir / "logs"
+    assert len([p for p in logs.rglob("*") if p.is_dir() and (p / ".hydra").is_dir()]) == 1
 
 
 def _free_loopback_port() -> int:

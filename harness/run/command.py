@@ -9,6 +9,7 @@ the same command again resumes it.
 """
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -38,6 +39,7 @@ def main(cfg: DictConfig) -> float | None:
     """Run one point; returns the best validation score (accuracy, or loss for regression)."""
     # Imported here: the trainer and MLflow load only once the command line checked out.
     from harness.run.checkpoint import Preempted
+    from harness.run.leftovers import take_back
     from harness.run.metrics import validation_score
     from harness.run.point import execute
     from harness.run.train import NonFiniteLoss
@@ -45,6 +47,8 @@ def main(cfg: DictConfig) -> float | None:
     try:
         summary = execute(cfg)
     except UserError as error:
+        if not _in_sweep():  # a sweep's folder and store belong to its other points
+            take_back(cfg, Path(HydraConfig.get().runtime.output_dir))
         _stop(str(error), 2, error)
     except NonFiniteLoss as error:
         _stop(f"run failed: {error}", 1, error)

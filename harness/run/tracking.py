@@ -221,7 +221,36 @@ def _create_sqlite_store(uri: str) -> None:
         os.replace(temporary, db)
     finally:
         temporary.unlink(missing_ok=True)
+    _CREATED_HERE.add(db)
     log.info("created the MLflow store %s", db)
+
+
+_CREATED_HERE: set[Path] = set()
+"""The SQLite stores this process created (`remove_unused_store` may take one back)."""
+
+
+def remove_unused_store(uri: str) -> bool:
+    """Delete the SQLite store of `uri` (and its lock file) if this process created it and no
+    run was ever started in it: a command that stopped on a user error takes back what it made.
+    MLflow's cached store and engine for `uri` are dropped with it. True if it was removed."""
+    db = sqlite_path(uri)
+    if db is None or db not in _CREATED_HERE:
+        return False
+    with _store_lock(uri):
+        if not db.exists() or _holds_runs(db):
+            return False
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+        _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+        engine = SqlAlchemyStore._engine_map.pop(uri, None)
+        if engine is not None:
+            engine.dispose()
+        for path in (db, *(db.with_name(db.name + end) for end in ("-journal", "-wal", "-shm"))):
+            path.unlink(missing_ok=True)
+        _CREATED_HERE.discard(db)
+    db.with_name(db.name + ".lock").unlink(missing_ok=True)
+    return True
 
 
 def ensure_store(uri: str) -> None:
