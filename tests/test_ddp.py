@@ -70,6 +70,7 @@ def test_single_task_job_stays_non_distributed(monkeypatch: pytest.MonkeyPatch) 
         cluster_env.master_port("abc")
 
 
+@pytest.mark.slow  # two processes of gloo; the quick versions are the environment tests above
 def test_two_process_gloo_run_matches_one_process_with_the_same_global_batch(
     tmp_path: Path,
 ) -> None:

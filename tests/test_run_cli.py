@@ -169,6 +169,7 @@ def test_store_or_results_folder_that_cannot_be_created_is_one_error(key, tracki
     assert str(plain) in error and key in error
 
 
+@pytest.mark.slow  # quick version: test_sweep_plain
 def test_sweep_runs_every_point_and_tags_it_with_the_sweep(tracking_env, tmp_path):
     common = [*TINY_TASK, *TINY, *tracking_env.overrides]
     done = _cli(["-m", *common, "model=s4d_lin,hope"], tmp_path)
@@ -200,6 +201,7 @@ run.end("FINISHED")
 """
 
 
+@pytest.mark.slow  # quick version: test_tracking_store's processes at once
 def test_eight_parallel_runs_on_a_fresh_default_store(tracking_env, tmp_path):
     """Eight processes create the store, the experiment and a run at the same moment; every run
     lands in `ssm-bench` (none in Default) with all its metrics."""

@@ -254,6 +254,7 @@ def _promotion_survives(tmp_path: Path, kill_points: list[int]) -> int:
     return len(kill_points)
 
 
+@pytest.mark.slow  # quick version: test_run_recovery (in process)
 def test_force_killed_inside_the_promotion_is_completed_without_losing_a_generation(tmp_path):
     # the last rename (0): `.old/` replacing previous/ once the completion mark is gone
     assert _promotion_survives(tmp_path, [0]) == 1
@@ -264,6 +265,7 @@ def test_force_killed_at_every_rename_of_the_promotion(tmp_path):
     assert _promotion_survives(tmp_path, list(range(1, 40))) >= 15
 
 
+@pytest.mark.slow  # quick version: test_tracking_store
 def test_a_run_killed_while_its_fresh_store_creates_tables_runs_next_time(tmp_path):
     root = tmp_path / "store"
     root.mkdir()
@@ -274,6 +276,7 @@ def test_a_run_killed_while_its_fresh_store_creates_tables_runs_next_time(tmp_pa
     assert run.info.status == "FINISHED"
 
 
+@pytest.mark.slow  # quick version: test_tracking_store
 def test_two_runs_started_at_once_on_a_fresh_store_both_finish(tmp_path):
     root = tmp_path / "fresh"
     root.mkdir()
@@ -294,6 +297,7 @@ def test_two_runs_started_at_once_on_a_fresh_store_both_finish(tmp_path):
     assert sorted(r.info.status for r in sh.runs(root)) == ["FINISHED", "FINISHED"]
 
 
+@pytest.mark.slow  # quick version: test_run_recovery (in process)
 def test_store_switch_resume_is_refused_and_a_damaged_run_id_is_read_from_mlflow(tmp_path):
     root = tmp_path / "switch"
     root.mkdir()

@@ -223,6 +223,7 @@ def test_a_bad_value_stops_execute_before_any_run(make_cfg, tracking_env):
     assert not tracking_env.runs_dir.exists() and _runs(tracking_env.uri) == []
 
 
+@pytest.mark.slow  # inductor compiles for a minute on 2 cores
 def test_compiled_training_matches_eager_training(make_cfg, tracking_env, monkeypatch):
     """`trainer.compile=true` trains through torch.compile (inductor on CPU here) and reaches the
     parameters that eager training reaches."""

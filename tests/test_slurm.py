@@ -127,6 +127,7 @@ def _wait_for_training(root: Path, launcher: subprocess.Popen) -> tuple[str, str
     raise AssertionError("the job never started training")
 
 
+@pytest.mark.slow  # SLURM faults; the array sweep stays in the default suite
 def test_scontrol_requeue_resumes_into_the_same_run(tmp_path: Path) -> None:
     interrupted, reference = tmp_path / "interrupted", tmp_path / "reference"
     interrupted.mkdir()
@@ -163,6 +164,7 @@ def test_scontrol_requeue_resumes_into_the_same_run(tmp_path: Path) -> None:
         assert run.data.metrics[key] == pytest.approx(ref.data.metrics[key], rel=1e-6), key
 
 
+@pytest.mark.slow  # SLURM faults; the array sweep stays in the default suite
 def test_requeue_limit_ends_the_run_failed(tmp_path: Path) -> None:
     limited = ["-m", *SLURM, "hydra.launcher.max_requeues=0", "model=s4_legs"]
     launcher = sh.harness_run_background([*limited, *sh.tiny(tmp_path, **LONG)], tmp_path)
@@ -177,6 +179,7 @@ def test_requeue_limit_ends_the_run_failed(tmp_path: Path) -> None:
     assert "failed" in table.stdout and "max_requeues=0" in table.stdout, table.stdout
 
 
+@pytest.mark.slow  # SLURM faults; the array sweep stays in the default suite
 def test_crashing_points_fail_with_their_reason_and_leave_no_half_made_run(tmp_path: Path) -> None:
     """Both points meet a file where their data cache should be a folder: a user error before
     the run is created (the cache folder is operational, not hashed, so it cannot tell two points
