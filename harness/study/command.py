@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
     paths = write_study(
         kept, result.dropped, study, out, seeds, ctx, root or PROJECT_ROOT, project_readme
     )
-    print(f"wrote {out}/ ({', '.join(p.name for p in paths)})")
+    names = [p.name if p.parent == out else f"and {p}" for p in paths]  # the project README
+    print(f"wrote {out}/ ({', '.join(names)})")
     if args.quick:
         print(f"note: {QUICK_NOTE.strip('*')}")
     return 0 if ok else 1
