@@ -19,13 +19,12 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from common import UserError
+from common import OBJECTIVES, UserError
 from harness.cli import exits_on_user_error, make_folder, parse_key_values, program
 from harness.layout import PROJECT_ROOT
 from harness.report.format import DEFAULT_DIGITS, RENDERERS, to_csv, write_table
 from harness.report.load import DEFAULT_EXPERIMENT, RunFilter, dedup, load_runs, sweep_hashes
 from harness.report.published import DEFAULT_PUBLISHED_CSV, load_published
-from harness.report.stats import OBJECTIVE_METRICS
 from harness.report.tables import (
     ablation_table,
     excluded_table,
@@ -76,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metric",
         help="MLflow metric for every task (default: per task by its objective, "
-        f"{', '.join(f'{o} {m}' for o, m in OBJECTIVE_METRICS.items())})",
+        f"{', '.join(f'{o.name} {o.test_metric}' for o in OBJECTIVES.values())})",
     )
     p.add_argument(
         "--digits",

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 import models
-from common import UserError
+from common import OBJECTIVES, UserError
 from harness.layout import CHECKPOINT, MODEL_BEST, MODEL_INIT, PROJECT_ROOT
 from harness.plotting import bench
 from harness.report import plots
@@ -43,9 +43,6 @@ NOISE_KEY = "params.task.noise_len"
 
 STAGES = (("initial", MODEL_INIT), ("trained", MODEL_BEST))
 """Weights compared by the diagnostics: step 0 and the best validation evaluation."""
-
-CURVE_METRICS = {"classification": "val/acc", "regression": "val/loss"}
-"""The metric a learning curve follows, per task objective."""
 
 REFERENCE_LABELS = {"acc": "chance (1/C)", "loss": "trivial predictor (training mean)"}
 
@@ -85,7 +82,8 @@ def references(
         kind = "acc" if is_accuracy(metric) else "loss" if metric.endswith("_loss") else None
         col = f"metrics.{TRIVIAL_PREFIX}/{split}_{kind}"
         objective = task_objective(runs[runs["task"] == task])
-        if kind is None or col not in runs or (kind == "loss" and objective != "regression"):
+        scores_loss = not OBJECTIVES[objective].scores_accuracy
+        if kind is None or col not in runs or (kind == "loss" and not scores_loss):
             continue
         level = pd.to_numeric(runs.loc[runs["task"] == task, col], errors="coerce").mean()
         if np.isfinite(level):
@@ -99,9 +97,6 @@ def _axis_label(metric: str, objective: str) -> str:
     return f"{name} {'↑' if direction.startswith('higher') else '↓'}"
 
 
-CURVE_LABELS = {"classification": "validation accuracy (%)", "regression": "validation MSE"}
-
-
 def learning_curve_figures(uri: str, runs: pd.DataFrame, out: Path, pool: list[str]) -> list[Path]:
     """`learning_curves.{pdf,png}`: per task, val/acc (%) for classification or val/loss (MSE)
     for regression against step, one line per model (the variants of a mixed cell apart)."""
@@ -110,16 +105,16 @@ def learning_curve_figures(uri: str, runs: pd.DataFrame, out: Path, pool: list[s
     objectives = _objectives(runs, metrics)
     scored = labelled(finished, metric_values(finished, metrics), pool)
     frames = []
-    for objective, metric in CURVE_METRICS.items():
-        tasks = [t for t, o in objectives.items() if o == objective]
-        history = load_histories(uri, scored[scored["task"].isin(tasks)], metric)
+    for objective in OBJECTIVES.values():  # a curve follows the metric that picks the best
+        tasks = [t for t, o in objectives.items() if o == objective.name]
+        history = load_histories(uri, scored[scored["task"].isin(tasks)], objective.monitor)
         frames.append(history)  # accuracies in percent (load_histories)
     frames = [f.astype({"step": int, "value": float}) for f in frames if not f.empty]
     history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if history.empty:
         log.info("no val/acc or val/loss histories: learning curves skipped")
         return []
-    ylabels = {t: CURVE_LABELS[o] for t, o in objectives.items()}
+    ylabels = {t: OBJECTIVES[o].curve_label for t, o in objectives.items()}
     refs = references(runs, metrics, "val")
     return plots.learning_curves(history, ylabels, refs, stem=out / "learning_curves")
 

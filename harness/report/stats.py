@@ -4,8 +4,8 @@ Conventions (stated in every table caption): the spread is the sample standard d
 (`ddof=1`, NaN for a single seed); accuracies are reported in percent; only FINISHED runs with a
 finite value of the metric enter the statistics.
 
-Each task is scored by the metric of its objective (`OBJECTIVE_METRICS`), unless `--metric` names
-one for all tasks: classification by `best/test_acc` (higher is better), regression by
+Each task is scored by its objective's metric (`common.Objective.test_metric`) unless `--metric`
+names one for all tasks: classification by `best/test_acc` (higher is better), regression by
 `best/test_loss`, the test mean squared error (lower is better), both at the best validation
 evaluation. A run's objective is its `objective` tag; runs logged before that tag existed are
 classified by what they log (`best/test_acc` only exists for classification).
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from common import CLASSIFICATION, OBJECTIVES, REGRESSION
 from harness.report.load import is_accuracy as is_accuracy  # re-exported: one definition
 from harness.report.load import metric_column
 
@@ -39,10 +40,6 @@ def higher_is_better(metric: str) -> bool:
     return not any(word in name for word in ("loss", "rmse", "time", "mem"))
 
 
-OBJECTIVE_METRICS = {"classification": "best/test_acc", "regression": "best/test_loss"}
-"""The default metric of each task objective (`harness.run.metrics.OBJECTIVES`)."""
-
-
 def task_objective(runs: pd.DataFrame) -> str:
     """The objective of the runs of one task: their `objective` tag, else inferred from what the
     finished runs log (`best/test_acc` -> classification, only `best/test_loss` -> regression)."""
@@ -55,20 +52,21 @@ def task_objective(runs: pd.DataFrame) -> str:
         col = f"metrics.{metric}"
         return col in finished.columns and bool(finished[col].notna().any())
 
-    if not logs("best/test_acc") and logs("best/test_loss"):
-        return "regression"
-    return "classification"
+    if not logs(CLASSIFICATION.test_metric) and logs(REGRESSION.test_metric):
+        return REGRESSION.name
+    return CLASSIFICATION.name
 
 
 def task_metrics(runs: pd.DataFrame, metric: str | None) -> dict[str, str]:
     """Task -> the metric that scores it: `metric` for every task when given, else the task's
-    objective metric (`OBJECTIVE_METRICS`). An explicit metric no run logs is a `UserError`."""
+    objective's metric (`common.Objective.test_metric`). An explicit metric no run logs is a
+    `UserError`."""
     names = ordered_tasks(runs["task"].dropna())
     if metric is not None:
         if (runs["status"] == "FINISHED").any():
             metric_column(runs, metric)
         return dict.fromkeys(names, metric)
-    return {t: OBJECTIVE_METRICS[task_objective(runs[runs["task"] == t])] for t in names}
+    return {t: OBJECTIVES[task_objective(runs[runs["task"] == t])].test_metric for t in names}
 
 
 def metric_values(runs: pd.DataFrame, metrics: str | Mapping[str, str]) -> pd.Series:

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from common import UserError
+from common import CLASSIFICATION, OBJECTIVES, UserError
 from harness.cli import parse_key_values
 from harness.report.format import DAGGER, DEFAULT_DIGITS, Num, Row, Stat, Table, num_text
 from harness.report.load import group_column
@@ -49,16 +49,16 @@ PUBLISHED_PLACES = 2
 """Published rows are test accuracies, shown with the two decimals the papers print."""
 
 
-def metric_label(metric: str, objective: str = "classification") -> str:
-    """Human name of a metric for captions and axis labels, with its unit and direction."""
+def metric_label(metric: str, objective: str = CLASSIFICATION.name) -> str:
+    """Human name of a metric for captions and axis labels, with its unit and direction; a loss
+    is named by the task `objective`'s loss."""
+    loss = OBJECTIVES[objective].loss_label
     names = {
         "best/test_acc": "test accuracy (%)",
         "best/test_rmse": "test RMSE",
         "best/val_acc": "best validation accuracy (%)",
-        "best/test_loss": "test MSE" if objective == "regression" else "test cross-entropy",
-        "best/val_loss": "best validation MSE"
-        if objective == "regression"
-        else "best validation cross-entropy",
+        "best/test_loss": f"test {loss}",
+        "best/val_loss": f"best validation {loss}",
     }
     name = names.get(metric, f"{metric} (%)" if is_accuracy(metric) else metric)
     return f"{name}, {'higher' if higher_is_better(metric) else 'lower'} is better"

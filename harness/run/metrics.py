@@ -15,50 +15,43 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from common import UserError
+from common import OBJECTIVES, Objective
 from tasks import TaskInfo
 
-OBJECTIVES = ("classification", "regression")
 ACC_UNIT = "percent"
 """The unit of every accuracy a run logs (the tag `acc_unit`); "fraction" = runs of older code."""
 ACC_SCALES = {"percent": 100.0, "fraction": 1.0}
 """Accuracy = ACC_SCALES[unit] * correct / count."""
 
-# The validation score a finished run returns (`harness.run.command.main`, a tuning trial's
-# objective) and which way is better, per objective: accuracy up, mean squared error down.
-VALIDATION_SCORE = {"classification": "best/val_acc", "regression": "best/val_loss"}
-DIRECTION = {"classification": "maximize", "regression": "minimize"}
-
 
 def validation_score(summary: dict[str, object]) -> float | None:
-    """The run's best validation score from its summary (None if it holds none)."""
-    for key in VALIDATION_SCORE.values():
+    """The run's best validation score from its summary (None if it holds none): what
+    `harness.run.command.main` returns, a tuning trial's value (`Objective.validation_score`)."""
+    for key in (o.validation_score for o in OBJECTIVES.values()):
         if key in summary:
             return float(summary[key])  # type: ignore[arg-type]
     return None
 
 
-def batch_loss(objective: str, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def batch_loss(objective: Objective, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean loss of one batch.
 
     classification: cross-entropy of logits `output` (B, C) or (B, L', C) against int64 `y` (B,)
         or (B, L'), averaged over all scored positions.
     regression: mean squared error of `output` and `y`, both (B, D) or (B, L', D).
     """
-    if objective == "classification":
+    if objective.scores_accuracy:
         return F.cross_entropy(output.reshape(-1, output.shape[-1]).float(), y.reshape(-1))
-    if objective == "regression":
-        return F.mse_loss(output.float(), y.float())
-    raise UserError(f"task objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+    return F.mse_loss(output.float(), y.float())
 
 
 @torch.no_grad()
 def batch_stats(
-    objective: str, loss: torch.Tensor, output: torch.Tensor, y: torch.Tensor
+    objective: Objective, loss: torch.Tensor, output: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
     """`[loss_sum, correct, count]` of one batch (float64, (3,), on the output's device)."""
     count = y.numel()
-    if objective == "classification":
+    if objective.scores_accuracy:
         correct = (output.argmax(dim=-1) == y).sum().double()
     else:
         correct = torch.zeros((), dtype=torch.float64, device=output.device)
@@ -69,14 +62,14 @@ def batch_stats(
 
 
 def summarize(
-    stats: torch.Tensor, objective: str, prefix: str, acc_unit: str = ACC_UNIT
+    stats: torch.Tensor, objective: Objective, prefix: str, acc_unit: str = ACC_UNIT
 ) -> dict[str, float]:
     """`{prefix/loss, prefix/acc}` from summed statistics (`acc` only for classification, in
     `acc_unit`: percent, or fraction for a run resumed from a checkpoint of older code)."""
     loss_sum, correct, count = stats.tolist()
     count = max(count, 1.0)
     out = {f"{prefix}/loss": loss_sum / count}
-    if objective == "classification":
+    if objective.scores_accuracy:
         out[f"{prefix}/acc"] = ACC_SCALES[acc_unit] * correct / count
     return out
 
@@ -97,7 +90,7 @@ def trivial_metrics(info: TaskInfo, train: Dataset, splits: dict[str, Dataset]) 
         of predicting the training targets' mean (per output element, mean over items i), when the
         splits hold their targets in memory (`TensorDataset`); otherwise nothing is logged.
     """
-    if info.objective == "classification":
+    if OBJECTIVES[info.objective].scores_accuracy:
         scale = ACC_SCALES[ACC_UNIT]
         return {f"{TRIVIAL_PREFIX}/{name}_acc": scale / info.d_output for name in splits}
     if not all(isinstance(d, TensorDataset) for d in (train, *splits.values())):

@@ -44,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import models
 import tasks
-from common import UserError
+from common import UserError, objective_named
 from common.atomic import write_text_atomically
 from harness import damaged
 from harness.cli import make_folder
@@ -546,7 +546,15 @@ def _train(cfg: DictConfig, ctx: DistContext, plan: Plan) -> dict[str, Any]:
             extra = {"mlflow_run_id": None, "config": resolved(cfg), "model_args": args}
             splits = (data.train, data.val, data.test)
             inputs = RunInputs(
-                model, splits, data.info.objective, cfg, ctx, workdir, log_fn, signals, extra
+                model,
+                splits,
+                objective_named(data.info.objective),
+                cfg,
+                ctx,
+                workdir,
+                log_fn,
+                signals,
+                extra,
             )
             trainer = Trainer(inputs)
             if ctx.is_main:

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 import models
-from common import UserError
+from common import Objective, UserError
 from harness.layout import MODEL_BEST, MODEL_INIT
 from harness.run import checkpoint, distributed, metrics, precision
 from harness.run.config import config_hash
@@ -196,7 +196,7 @@ class RunInputs:
 
     model: nn.Module
     splits: tuple[Dataset, Dataset, Dataset]
-    objective: str
+    objective: Objective
     cfg: DictConfig
     ctx: DistContext
     run_dir: Path
@@ -235,12 +235,12 @@ class Trainer:
         self.batches_per_epoch = math.ceil(len(self.train_sampler) / self.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.accum)
         self.planned_steps = self._planned_steps()
-        mode = "max" if self.objective == "classification" else "min"
+        mode = "max" if self.objective.maximize else "min"
         self.schedule = Schedule(
             self.optimizer, cfg.scheduler, self.planned_steps, mode, self.steps_per_epoch
         )
         # The validation score that picks the best evaluation: accuracy up, or loss down.
-        self.monitor = "val/acc" if self.objective == "classification" else "val/loss"
+        self.monitor = self.objective.monitor
         self.autocast = self.t.precision == "bf16" and ctx.device.type == "cuda"
         if self.t.precision == "bf16" and not self.autocast:
             log.warning("trainer.precision=bf16 needs CUDA; training in fp32 on %s", ctx.device)

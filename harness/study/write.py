@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common import CLASSIFICATION, REGRESSION
 from harness.layout import PROJECT_ROOT
 from harness.report import plots
 from harness.report.figures import references
@@ -282,7 +283,7 @@ def learned_little(
 def figure(runs: pd.DataFrame, summary: pd.DataFrame, study: Study, out: Path) -> list[Path]:
     """`figure.{png,pdf}`: the metric per row, or against the setting (`figures.metric_figure`)."""
     metric = summary["metric"].iloc[0]
-    objective = "regression" if not is_accuracy(metric) else "classification"
+    objective = (CLASSIFICATION if is_accuracy(metric) else REGRESSION).name
     label = metric_label(metric, objective)
     axis = label.rpartition(", ")[0] + (" ↑" if higher_is_better(metric) else " ↓")
     ref = levels(runs, study)

@@ -47,7 +47,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from common import UserError
+from common import UserError, objective_named
 from common.atomic import write_text_atomically
 from harness.cli import make_folder, report_user_error
 from harness.cluster.jobs import write_json_atomically
@@ -55,7 +55,7 @@ from harness.cluster.launcher import _override_key, _task_config
 from harness.layout import MANIFEST, RUN_ID_FILE
 from harness.run import schema
 from harness.run.config import is_operational, resolved
-from harness.run.metrics import DIRECTION, VALIDATION_SCORE, validation_score
+from harness.run.metrics import validation_score
 from harness.run.point import read_summary, run_dir, tracking_uri
 from harness.run.tracking import SQLITE_PREFIX, TrackedRun
 from harness.tune.space import SearchSpace, parse
@@ -200,12 +200,12 @@ class OptunaSweeper(Sweeper):
             study = optuna.create_study(
                 study_name=str(self.study_name),
                 storage=self.storage,
-                direction=DIRECTION[objective],
+                direction=objective_named(objective).direction,
             )
             study.set_user_attr("search_space", space.describe())
             study.set_user_attr("fixed_overrides", fixed)
             study.set_user_attr("objective", objective)
-            study.set_user_attr("metric", VALIDATION_SCORE[objective])
+            study.set_user_attr("metric", objective_named(objective).validation_score)
             log.info("study %s created in %s (%s)", study.study_name, self.storage, objective)
         else:
             for what, now in (("search_space", space.describe()), ("fixed_overrides", fixed)):
