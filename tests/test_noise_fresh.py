@@ -12,7 +12,8 @@ import torch
 from harness import layout
 from harness.run import checkpoint
 from harness.run.checkpoint import Preempted
-from harness.run.point import execute, run_dir
+from harness.run.identity import run_dir
+from harness.run.point import execute
 from harness.run.train import Trainer
 from tasks import build as build_task
 

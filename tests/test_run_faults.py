@@ -91,9 +91,9 @@ elif kind == "log":
     TrackedRun.log_metrics = log_metrics
 elif kind == "promote":  # at the n-th rename while a force=true run's results are put in place
     from harness import layout  # (n = 0: at the last one, `.old/` replacing `previous/`)
-    from harness.run import point
+    from harness.run import rundir
 
-    real_promote, real_replace = point._promote, os.replace
+    real_promote, real_replace = rundir.promote, os.replace
 
     def replace(src, dst):
         if n == 0 and os.path.basename(dst) == layout.PREVIOUS_DIR:
@@ -108,7 +108,7 @@ elif kind == "promote":  # at the n-th rename while a force=true run's results a
         finally:
             os.replace = real_replace
 
-    point._promote = promote
+    rundir.promote = promote
 elif kind == "schema":  # after the n-th schema statement while the fresh store is created
     import sqlalchemy
     from sqlalchemy.engine import Engine

@@ -1,6 +1,6 @@
 """What a rerun finds after a kill or a mistake, and never loses (issues 23 and 25):
 
-- a `force=true` replacement killed at every step of its promotion (`harness.run.point._promote`):
+- a `force=true` replacement killed at every step of its promotion (`harness.run.rundir.promote`):
   the next start completes it, keeps both generations, trains nothing;
 - an unfinished point resumed with another `tracking.uri`: refused, its checkpoints kept;
 - a damaged run-id file: set aside with a warning, the point taken as MLflow knows it;
@@ -21,8 +21,10 @@ from mlflow import MlflowClient
 from common import UserError
 from harness import layout
 from harness.cluster import jobs, progress
-from harness.run import point as runner
-from harness.run.point import execute, point_state, run_dir
+from harness.run import rundir
+from harness.run.identity import resolve, run_dir
+from harness.run.point import execute
+from harness.run.rundir import point_state
 from harness.run.train import Trainer
 
 ONE_EPOCH = ["model=s4d_lin", "trainer.deterministic=true", "trainer.max_epochs=1"]
@@ -73,12 +75,12 @@ def _promotion_kills(make_cfg, tracking_env, monkeypatch, every: bool) -> int:
     execute(cfg)  # generation A
     execute(forced)  # generation B; A is in previous/
     directory = run_dir(cfg)
-    real_promote = runner._promote
+    real_promote = rundir.promote
 
     def killed_before_promotion(_: Path) -> None:
         raise Kill("killed once the force=true run finished")
 
-    monkeypatch.setattr(runner, "_promote", killed_before_promotion)
+    monkeypatch.setattr(rundir, "promote", killed_before_promotion)
     with pytest.raises(Kill):
         execute(forced)  # generation C, finished in .force/, not yet in place
     monkeypatch.undo()
@@ -108,13 +110,13 @@ def _promotion_kills(make_cfg, tracking_env, monkeypatch, every: bool) -> int:
         monkeypatch.undo()
         where = f"killed before operation {kill_at} of {len(operations)}: {operations[kill_at - 1]}"
         assert (directory / layout.SUMMARY_FILE).read_bytes() == newest, where
-        assert summary["mlflow_run_id"] == runner.read_run_id(cfg, directory), where
+        assert summary["mlflow_run_id"] == rundir.read_run_id(resolve(cfg), directory), where
         previous = directory / layout.PREVIOUS_DIR
         assert (previous / layout.SUMMARY_FILE).read_bytes() == kept, where
         assert (previous / layout.CHECKPOINT).read_bytes() == kept_checkpoint, where
         assert not (directory / layout.OLD_DIR).exists(), where
         assert not (directory / layout.FORCE_DIR).exists(), where
-        assert point_state(cfg) == "finished", where
+        assert point_state(resolve(cfg)) == "finished", where
         assert len(_store_runs(tracking_env.uri)) == runs, where
     return len(points)
 
@@ -190,7 +192,7 @@ def test_a_damaged_run_id_file_is_set_aside_and_the_point_read_from_mlflow(
     id_file = run_dir(cfg) / layout.RUN_ID_FILE
     id_file.write_bytes(content)
     with caplog.at_level(logging.WARNING):
-        assert point_state(cfg) == "finished"
+        assert point_state(resolve(cfg)) == "finished"
     assert "damaged" in caplog.text and str(id_file) in caplog.text
     assert id_file.read_text().strip() == first["mlflow_run_id"]  # restored from MLflow
     assert (id_file.parent / (layout.RUN_ID_FILE + layout.DAMAGED_SUFFIX)).read_bytes() == content

@@ -14,11 +14,13 @@ from mlflow import MlflowClient
 
 from common import UserError
 from harness import layout
-from harness.run import checkpoint, tracking
+from harness.run import checkpoint, mlflow_run, tracking
 from harness.run import point as runner
 from harness.run.checkpoint import Preempted, StopSignals
 from harness.run.config import flatten
-from harness.run.point import execute, point_state, run_dir
+from harness.run.identity import resolve, run_dir
+from harness.run.point import execute
+from harness.run.rundir import point_state
 from harness.run.train import Trainer
 
 # Deterministic CPU training with dropout (so the RNG state matters): 3 epochs of 4 steps.
@@ -63,7 +65,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(
     killed = client.get_run(state["mlflow_run_id"])
     assert killed.info.status == "KILLED"
     assert killed.data.tags["status_reason"] == "preempted"
-    assert point_state(cfg) == "unfinished"
+    assert point_state(resolve(cfg)) == "unfinished"
 
     resumed = execute(cfg)
     assert resumed["mlflow_run_id"] == state["mlflow_run_id"]
@@ -341,7 +343,7 @@ def test_failed_write_leaves_no_temporary_and_the_rerun_resumes_the_failed_run(
         execute(cfg)
     monkeypatch.undo()
     directory = run_dir(cfg)
-    assert point_state(cfg) == "failed"
+    assert point_state(resolve(cfg)) == "failed"
     assert not list(directory.glob(".*.tmp"))
     assert checkpoint.load(directory / layout.PREVIOUS_CHECKPOINT)["step"] == 4
     failed_id = (directory / layout.RUN_ID_FILE).read_text()
@@ -377,7 +379,7 @@ def test_resume_logs_one_value_per_step_and_matches_the_uninterrupted_history(
     reference = _reference(make_cfg, tracking_env, "trainer.log_every=1")
     cfg = make_cfg(*COMMON, "trainer.log_every=1")
     _interrupted(cfg, monkeypatch, 7)
-    assert point_state(cfg) == "unfinished"
+    assert point_state(resolve(cfg)) == "unfinished"
     interrupted_id = (run_dir(cfg) / layout.RUN_ID_FILE).read_text()
     resumed = execute(make_cfg(*COMMON, "trainer.log_every=1", "trainer.progress=false"))
     assert resumed["mlflow_run_id"] == interrupted_id
@@ -406,7 +408,7 @@ def test_run_killed_while_it_was_created_leaves_one_complete_run(
     with pytest.raises(Crash):
         execute(cfg)
     monkeypatch.setattr(tracking.TrackedRun, "log_params", real_log_params)
-    assert point_state(cfg) == "new"
+    assert point_state(resolve(cfg)) == "new"
     execute(cfg)
     (run,) = _store_runs(tracking_env.uri)
     _assert_complete(run, cfg, tracking_env.uri)
@@ -415,7 +417,7 @@ def test_run_killed_while_it_was_created_leaves_one_complete_run(
 def test_resume_logs_the_params_and_artifacts_the_run_lacks(make_cfg, tracking_env, monkeypatch):
     """A run started by a process that logged nothing (cut off) is completed by the resume."""
     cfg = make_cfg(*COMMON, "trainer.max_epochs=1")
-    monkeypatch.setattr(runner, "_records", lambda cfg, trainer, n_params: ({}, {}))
+    monkeypatch.setattr(mlflow_run, "records", lambda cfg, trainer, n_params: ({}, {}))
     _signal_after_step(monkeypatch, 2, signal.SIGTERM)
     with pytest.raises(Preempted):
         execute(cfg)

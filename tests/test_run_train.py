@@ -14,7 +14,9 @@ from common import UserError
 from harness import layout
 from harness.run import checkpoint, metrics, tracking
 from harness.run.config import config_hash, flatten
-from harness.run.point import execute, point_state, run_dir
+from harness.run.identity import resolve, run_dir
+from harness.run.point import execute
+from harness.run.rundir import point_state
 from harness.run.train import NonFiniteLoss, _progress_bar
 
 TAGS = {"task", "model", "kernel", "init", "objective", "seed", "config_hash", "git_commit"}
@@ -102,7 +104,7 @@ def test_run_records_params_tags_metrics_artifacts_and_checkpoints(make_cfg, tra
     rebuilt.load_state_dict(init)
     assert any(not torch.equal(init[k], state["model"][k]) for k in init)
     rebuilt.load_state_dict(torch.load(directory / layout.MODEL_BEST))
-    assert point_state(cfg) == "finished"
+    assert point_state(resolve(cfg)) == "finished"
 
 
 def nan_loss_at_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
@@ -129,7 +131,7 @@ def test_forced_nan_fails_the_run_with_its_step(make_cfg, tracking_env, monkeypa
     (run,) = _runs(tracking_env.uri)
     assert run.info.status == "FAILED"
     assert run.data.tags["status_reason"] == "non-finite loss at step 3"
-    assert point_state(cfg) == "failed"
+    assert point_state(resolve(cfg)) == "failed"
 
 
 def test_nan_at_an_epoch_end_is_caught_before_the_evaluation_and_the_best_model(

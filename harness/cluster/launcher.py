@@ -6,10 +6,10 @@ re-composes the point's config and calls `run_job`) and checkpoint protocol fit 
 add what a benchmark sweep needs around them:
 
 - Idempotence. Before anything is submitted every point's config is composed and looked up
-  (`harness.run.point.point_state`): FINISHED points are skipped (a finished sweep submits nothing),
-  unfinished ones are submitted and resume from their checkpoint, FAILED ones are rerun only with
-  `hydra.launcher.rerun_failed=true`, and a point whose earlier job is still queued or running
-  (its `job.json`, `harness.cluster.jobs`) is not submitted twice.
+  (`harness.run.rundir.point_state`): FINISHED points are skipped (a finished sweep submits
+  nothing), unfinished ones are submitted and resume from their checkpoint, FAILED ones are rerun
+  only with `hydra.launcher.rerun_failed=true`, and a point whose earlier job is still queued or
+  running (its `job.json`, `harness.cluster.jobs`) is not submitted twice.
 - Records. Each submitted point gets `<run dir>/job.json` (job id, submitit folder); each sweep
   a manifest `<hydra.sweep.dir>/sweep.json` listing its points. `harness.cluster.status` joins the
   two with the scheduler's job states and MLflow.
@@ -81,7 +81,8 @@ from harness.cluster.task_env import export_dist_env
 from harness.layout import MANIFEST
 from harness.run.checkpoint import Preempted
 from harness.run.config import config_hash, is_operational
-from harness.run.point import point_state, read_run_id, run_dir, sweep_name, tracking_uri
+from harness.run.identity import resolve, run_dir, sweep_name, tracking_uri
+from harness.run.rundir import point_state, read_run_id
 from harness.run.tracking import TrackedRun
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class Point:
     label: str  # the overrides that set this point apart from the others (`swept`)
     config_hash: str
     run_dir: str
-    state: str  # harness.run.point.point_state: new | unfinished | finished | failed
+    state: str  # harness.run.rundir.point_state: new | unfinished | finished | failed
     action: str  # submit | skip
     note: str  # why (skipped: finished, failed, already queued as job ...)
     job_id: str | None = None
@@ -119,7 +120,7 @@ class Point:
 class Sweep:
     """The launch at hand: its points and the manifest `<directory>/sweep.json` about them."""
 
-    name: str  # the runs' `sweep` tag (harness.run.point.sweep_name)
+    name: str  # the runs' `sweep` tag (harness.run.identity.sweep_name)
     directory: Path  # hydra.sweep.dir
     executor: str
     submitit_folder: str
@@ -176,7 +177,7 @@ def _task_config(sweep_config: DictConfig) -> DictConfig:
 def _end_run_failed(task_cfg: DictConfig, reason: str) -> None:
     """End the point's MLflow run (if it has one yet) as FAILED with `reason`."""
     directory = run_dir(task_cfg)
-    run_id = read_run_id(task_cfg, directory)
+    run_id = read_run_id(resolve(task_cfg), directory)
     if run_id is None:
         log.warning("%s: no MLflow run yet to mark FAILED", directory)
         return
@@ -273,7 +274,7 @@ class _SweepLauncher(BaseSubmititLauncher):
     def _account_requeues(self, sweep_config: DictConfig, requeues: int) -> JobReturn | None:
         """Past `max_requeues`, end the point's run FAILED and return the job's failed return.
 
-        (`harness.run.point` itself counts resumes in the run's `requeues` tag.)
+        (`harness.run.mlflow_run.reopen_run` counts resumes in the run's `requeues` tag.)
         """
         HydraConfig.instance().set_config(sweep_config)
         task_cfg = _task_config(sweep_config)
@@ -356,7 +357,7 @@ class _SweepLauncher(BaseSubmititLauncher):
                 HydraConfig.instance().set_config(sweep_config)
                 task_cfg = _task_config(sweep_config)
                 digest, directory = config_hash(task_cfg), run_dir(task_cfg)
-                state = point_state(task_cfg)
+                state = point_state(resolve(task_cfg))
                 points.append(
                     Point(
                         first + offset,

@@ -2,8 +2,8 @@
 
 A user error found only once the job runs (a task option out of range, a missing or damaged
 dataset file) comes after Hydra made the run's log folder and `PrepareTrackingStore` made the
-MLflow store; the run directory itself is removed by `harness.run.point` when nothing was
-written in it. `take_back` removes the rest: the store if this process created it and it holds
+MLflow store; the run directory itself is removed by `harness.run.rundir.exclusive` when nothing
+was written in it. `take_back` removes the rest: the store if this process created it and it holds
 no run, Hydra's log folder of this run, and the folders above them that are left empty.
 """
 

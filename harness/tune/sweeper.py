@@ -55,8 +55,9 @@ from harness.cluster.launcher import _override_key, _task_config
 from harness.layout import MANIFEST, RUN_ID_FILE
 from harness.run import schema
 from harness.run.config import is_operational, resolved
+from harness.run.identity import run_dir, tracking_uri
 from harness.run.metrics import validation_score
-from harness.run.point import read_summary, run_dir, tracking_uri
+from harness.run.rundir import read_summary
 from harness.run.tracking import SQLITE_PREFIX, TrackedRun
 from harness.tune.space import SearchSpace, parse
 
