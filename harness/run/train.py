@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from torch.utils.data import DataLoader, Dataset
@@ -47,7 +47,7 @@ from harness.layout import MODEL_BEST, MODEL_INIT
 from harness.run import checkpoint, distributed, metrics, precision
 from harness.run.config import config_hash
 from harness.run.distributed import DistContext
-from harness.run.schema import INTERVALS, SCHEDULERS
+from harness.run.schema import INTERVALS, SCHEDULERS, TrainerOptions
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ class Trainer:
 
     def __init__(self, inputs: RunInputs):
         cfg, model, splits, ctx = inputs.cfg, inputs.model, inputs.splits, inputs.ctx
-        self.t = cfg.trainer  # validated by harness.run.schema (precision, ranges, types)
+        # The typed, validated trainer options (harness.run.schema), read as they are.
+        self.t = TrainerOptions(**OmegaConf.to_container(cfg.trainer, resolve=True))
         precision.set_tf32(self.t.precision)
         self.cfg, self.ctx, self.objective = cfg, ctx, inputs.objective
         self.run_dir, self.log_fn, self.signals = inputs.run_dir, inputs.log_fn, inputs.signals
@@ -221,13 +222,13 @@ class Trainer:
         self.model = torch.compile(self.wrapped) if self.t.compile else self.wrapped
         self.optimizer = build_optimizer(self.module, cfg.optimizer)
         train, val, test = splits
-        self.batch_size = int(self.t.batch_size)
-        self.accum = int(self.t.grad_accum)
+        self.batch_size = self.t.batch_size
+        self.accum = self.t.grad_accum
         self.train_sampler = distributed.sampler(
             train, ctx, shuffle=True, seed=int(cfg.seed), batch_size=self.batch_size
         )
         self.train_loader = self._loader(train, self.train_sampler, self.batch_size)
-        eval_batch = int(self.t.eval_batch_size or self.batch_size)
+        eval_batch = self.t.eval_batch_size or self.batch_size
         self.eval_loaders = {
             name: self._loader(ds, distributed.eval_sampler(ds, ctx), eval_batch)
             for name, ds in (("val", val), ("test", test))
@@ -270,15 +271,15 @@ class Trainer:
             dataset,
             batch_size=batch,
             sampler=sampler,
-            num_workers=int(self.t.num_workers),
-            pin_memory=bool(self.t.pin_memory) and self.ctx.device.type == "cuda",
+            num_workers=self.t.num_workers,
+            pin_memory=self.t.pin_memory and self.ctx.device.type == "cuda",
             generator=torch.Generator().manual_seed(int(self.cfg.seed)),
             collate_fn=getattr(dataset, "collate", None),  # a task's own batching (padding)
         )
 
     def _planned_steps(self) -> int:
-        by_epochs = int(self.t.max_epochs) * self.steps_per_epoch
-        return min(by_epochs, int(self.t.max_steps)) if self.t.max_steps else by_epochs
+        by_epochs = self.t.max_epochs * self.steps_per_epoch
+        return min(by_epochs, self.t.max_steps) if self.t.max_steps else by_epochs
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint dict (see `harness.run.checkpoint`); `NonFiniteLoss` if the window has
@@ -480,7 +481,7 @@ class Trainer:
     def _checkpoint_due_by_time(self) -> bool:
         minutes = self.t.checkpoint_every_minutes
         return minutes is not None and (
-            time.perf_counter() - self._last_checkpoint_t >= 60.0 * float(minutes)
+            time.perf_counter() - self._last_checkpoint_t >= 60.0 * minutes
         )
 
     def _step_flags(self) -> tuple[bool, bool]:
@@ -496,7 +497,7 @@ class Trainer:
 
     def _done(self) -> bool:
         patience = self.t.early_stopping_patience
-        stopped_early = patience is not None and self.best["evals_since_best"] >= int(patience)
+        stopped_early = patience is not None and self.best["evals_since_best"] >= patience
         return self.step >= self.planned_steps or stopped_early
 
     def _micro_step(self, x: torch.Tensor, y: torch.Tensor, scale: float, sync: bool) -> None:
@@ -514,7 +515,7 @@ class Trainer:
 
     def _optimizer_step(self) -> None:
         if self.t.grad_clip:
-            nn.utils.clip_grad_norm_(self.module.parameters(), float(self.t.grad_clip))
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.t.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.after_step()
@@ -533,7 +534,7 @@ class Trainer:
         redirect = logging_redirect_tqdm() if redraws else contextlib.nullcontext()
         eval_every = self.t.eval_every_steps
         with bar, redirect:
-            while not self._done() and self.epoch < int(self.t.max_epochs):
+            while not self._done() and self.epoch < self.t.max_epochs:
                 self._train_epoch(bar, eval_every)
                 if self._done():
                     break
@@ -572,13 +573,13 @@ class Trainer:
                 self.step_loss = torch.zeros((), device=self.ctx.device)
                 bar.update(1)
                 self.counters["train_s"] += time.perf_counter() - t_got
-                if self.step % int(self.t.log_every) == 0:
+                if self.step % self.t.log_every == 0:
                     self._flush(bar)
-                if eval_every is not None and self.step % int(eval_every) == 0:
+                if eval_every is not None and self.step % eval_every == 0:
                     self._flush(bar)
                     self.evaluate()
                 stop, due = self._step_flags()
-                if stop or due or self.step % int(self.t.checkpoint_every) == 0:
+                if stop or due or self.step % self.t.checkpoint_every == 0:
                     self.save_checkpoint()
                 if stop:
                     self.signals.dispatch()
