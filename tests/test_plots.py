@@ -366,3 +366,41 @@ def test_figures_from_real_short_runs(make_cfg, tracking_env, tmp_path, overhang
     trained = figures.load_layer(directory, "model_best.pt").kernel(32)
     assert initial.shape == trained.shape == (1, 8, 32)  # (C, H, L) of the tiny model
     assert not torch.equal(initial, trained)  # the SSM parameters were trained
+
+
+def test_kernels_of_many_models_wrap_into_rows_per_task_and_keep_their_text_inside():
+    """Eight models on one task and one on another (the init_ablation store): at most
+    `KERNEL_COLUMNS` panels a row, each task starting its own row, nothing past the canvas."""
+    rng = np.random.default_rng(0)
+    models_ = ["hope", "hope_legs", "s4_fout", "s4_legs", "s4_random", "s4d_legs", "s4d_lin"]
+    keys = [("delay", m) for m in [*models_, "s4d_random"]] + [("copying", "s4d_lin")]
+    kernel = {k: (rng.normal(size=(4, 1024)), rng.normal(size=(4, 1024))) for k in keys}
+    titles = {k: f"{k[1]} on {k[0]}\nseed 0, step 0 vs 1280" for k in keys}
+    fig = draw(plots.kernels, kernel, titles)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == len(keys)
+    rows = {}
+    for ax in shown:
+        rows.setdefault(round(ax.get_position().y0, 3), []).append(ax.get_title().split()[2])
+    assert sorted(len(r) for r in rows.values()) == [1, 4, 4]
+    assert all(len(set(tasks)) == 1 for tasks in rows.values()), rows
+    assert style.overhang(fig) == {}
+
+
+def test_dot_plot_of_many_long_labelled_cells_keeps_its_text_inside():
+    """Cells told apart by long swept settings (a store holding several studies): the labels
+    wrap, the panel grows with them and nothing reaches past the canvas."""
+    labels = [
+        f"s4_legs [model.layer.dt_max={2.0**-k}, model.layer.freeze_A=false]" for k in range(12)
+    ]
+    values = pd.DataFrame(
+        [{"task": "delay", "model": m, "value": 0.1 + 0.01 * i + 0.001 * s}
+         for i, m in enumerate(labels) for s in range(3)]
+    )  # fmt: skip
+    published = pd.DataFrame(columns=["task", "model", "value"])
+    fig = draw(
+        plots.leaderboard_points, values, published, {"delay": "test MSE ↓"}, {}, {"delay": False}
+    )
+    assert fig.get_figheight() > style.PANEL_HEIGHT
+    assert all("\n" in t.get_text() for t in fig.axes[0].get_yticklabels())
+    assert style.overhang(fig) == {}

@@ -5,6 +5,7 @@ Used by the paper figures (`harness.report.plots`) and the benchmark figure
 (`harness.plotting.bench`); imports nothing of the harness, so both import it downward.
 """
 
+import textwrap
 import zlib
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -25,6 +26,9 @@ PANEL_HEIGHT = 2.2
 
 LEGEND_ROW_HEIGHT = 0.16
 """Height of one row of a figure legend (7 pt text and its spacing) in inches."""
+
+LEGEND_CHAR_WIDTH = 4.2
+"""The width in points that a legend label's character is given when labels are wrapped."""
 
 STYLE = {
     **sns.plotting_context("paper"),
@@ -162,6 +166,12 @@ def figure_legend(
         if ax.get_legend() is not None:
             ax.get_legend().remove()
     ncols = min(len(handles), 2 if fig.get_figwidth() > WIDTHS["column"] else 1)
+    # Labels wrapped to the width of a legend column (7 pt text: about 4.2 pt a character,
+    # less the line sample), so a long label (a cell's swept settings) stays on the page.
+    fit = int(fig.get_figwidth() * 72 / LEGEND_CHAR_WIDTH / max(ncols, 1)) - 6
+    for handle in handles:
+        handle.set_label(textwrap.fill(str(handle.get_label()), fit, break_on_hyphens=False))
     fig.legend(handles=handles, loc="outside lower center", ncols=ncols, title=title, frameon=False)
-    rows = -(-len(handles) // max(ncols, 1)) + (title is not None)
+    lines = sum(str(h.get_label()).count("\n") + 1 for h in handles)
+    rows = -(-lines // max(ncols, 1)) + (title is not None)
     fig.set_figheight(fig.get_figheight() + rows * LEGEND_ROW_HEIGHT)

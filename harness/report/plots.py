@@ -22,6 +22,7 @@ The style, the model colours, the figure grid and saving are `harness.plotting.s
 benchmark figure is `harness.plotting.bench.bench_scaling`.
 """
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -171,6 +172,16 @@ def _dot_panel(ax: Axes, part: pd.DataFrame, order: list[str], seeds: dict) -> N
         seeds.setdefault(model, []).append(len(vals))
 
 
+DOT_LABEL_CHARS = 30
+"""Model labels of the dot plot wrap at this many characters (a cell's settings can be long)."""
+
+DOT_ROW_HEIGHT = 0.14
+"""Height in inches a line of a dot plot's model labels is given: many models make it taller."""
+
+PANEL_MARGIN = 0.9
+"""Height in inches of a panel's title and x axis (tick labels and label)."""
+
+
 @styled
 def leaderboard_points(
     values: pd.DataFrame,
@@ -201,9 +212,13 @@ def leaderboard_points(
         ref = references.get(task)
         _draw_reference(ax, ref, vertical=True)
         ax.set_xlim(*_performance_limits(part["value"].to_numpy(), percent[task], ref))
-        ax.set_yticks(range(len(order)), order)
+        ax.set_yticks(range(len(order)), [textwrap.fill(m, DOT_LABEL_CHARS) for m in order])
         ax.set_ylim(len(order) - 0.5, -0.5)
         ax.set(title=task, xlabel=xlabels[task], ylabel="")
+    tallest = max(len(t.get_text().splitlines()) for ax in axes for t in ax.get_yticklabels())
+    lines = tallest * max(len(ax.get_yticklabels()) for ax in axes)  # rows are evenly spaced
+    rows = -(-len(axes) // 3)  # new_figure's rows of at most 3 panels
+    fig.set_figheight(max(fig.get_figheight(), rows * (DOT_ROW_HEIGHT * lines + PANEL_MARGIN)))
     handles = _interval_legend(seeds)
     if n_published:
         handles.append(Line2D([], [], linestyle="none", **PUBLISHED_MARKER, label="published"))
@@ -246,6 +261,10 @@ def noise_memory(
     return fig
 
 
+KERNEL_COLUMNS = 4
+"""The most kernel panels side by side (a double-column figure: 1.75 in each)."""
+
+
 @styled
 def kernels(
     kernel: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]],
@@ -254,15 +273,24 @@ def kernels(
     width: str | None = None,
 ) -> Figure:
     """Convolution kernels K[h, l] of one SSM layer per (task, model): initial dashed, trained
-    solid; one row of panels per task.
+    solid; each task starts a row of panels, at most `KERNEL_COLUMNS` to a row.
 
     `kernel[(task, model)] = (initial, trained)`, real arrays (H, L) (one direction of
     `layer.kernel(L)`); the first `n_channels` channels are drawn against the lag l, one colour
     per channel. `titles[(task, model)]` names the run (task, model, seed, steps).
     """
     keys = sorted(kernel)
-    n_cols = max(sum(1 for t, _ in keys if t == task) for task, _ in keys)
-    fig, axes = new_figure(len(keys), width, max_cols=n_cols)
+    per_task = {
+        task: [k for k in keys if k[0] == task] for task in dict.fromkeys(t for t, _ in keys)
+    }
+    n_cols = min(KERNEL_COLUMNS, max(len(ks) for ks in per_task.values()))
+    slots: list[tuple[str, str] | None] = []
+    for task_keys in per_task.values():  # a task's panels, then blanks to the end of its row
+        slots += task_keys + [None] * (-len(task_keys) % n_cols)
+    fig, all_axes = new_figure(len(slots), width, max_cols=n_cols)
+    for ax, slot in zip(all_axes, slots, strict=True):
+        ax.set_visible(slot is not None)
+    axes = [ax for ax, slot in zip(all_axes, slots, strict=True) if slot is not None]
     colours = index_colours(n_channels)
     for ax, key in zip(axes, keys, strict=True):
         initial, trained = kernel[key]
@@ -270,7 +298,10 @@ def kernels(
         for h in range(min(n_channels, trained.shape[0])):
             ax.plot(lags, initial[h], color=colours[h], linestyle=STAGE_LINES["initial"][0])
             ax.plot(lags, trained[h], color=colours[h], label=f"h={h}")
-        ax.set(title=titles[key], xlabel="lag l (steps)", ylabel="K[h, l]")
+        ax.set(xlabel="lag l (steps)", ylabel="K[h, l]")
+        ax.set_title(
+            titles[key], fontsize=STYLE["xtick.labelsize"]
+        )  # two lines over a narrow panel
     handles = axes[0].get_legend_handles_labels()[0]
     handles += [
         Line2D([], [], color="grey", linestyle=STAGE_LINES[s][0], label=label)
