@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 import models
 import tasks
+from common import OBJECTIVES, objective_named
 from harness.run.config import model_args
 from harness.run.metrics import batch_loss
 
@@ -58,13 +59,13 @@ def check_info(info: tasks.TaskInfo, name: str) -> None:
     assert info.name == name
     assert info.input_kind in ("tokens", "real") and info.d_input >= 1 and info.d_output >= 1
     assert info.pooling in ("mean", "last", "none")
-    assert info.objective in ("classification", "regression")
+    assert info.objective in OBJECTIVES
     assert 0 <= info.pool_start < info.seq_len
     if info.input_kind == "real":
         assert info.pad_id is None and not info.dual
     elif info.pad_id is not None:
         assert 0 <= info.pad_id < info.d_input
-    if info.objective == "classification":
+    if OBJECTIVES[info.objective].scores_accuracy:
         assert info.d_output >= 2
 
 
@@ -78,7 +79,7 @@ def check_batch(info: tasks.TaskInfo, x: torch.Tensor, y: torch.Tensor) -> None:
     else:
         assert x.dtype == torch.float32 and x.shape == (b, length, info.d_input)
         assert bool(torch.isfinite(x).all())
-    if info.objective == "classification":
+    if OBJECTIVES[info.objective].scores_accuracy:
         assert y.dtype == torch.int64
         assert y.shape == ((b, kept) if info.pooling == "none" else (b,))
         assert int(y.min()) >= 0 and int(y.max()) < info.d_output
@@ -118,7 +119,7 @@ def test_task_trains_through_the_runner_model_arguments(name, tmp_path, make_cfg
     kept = data.info.seq_len - data.info.pool_start
     per_step = (x.shape[0], kept, data.info.d_output)
     assert out.shape == (per_step if data.info.pooling == "none" else per_step[::2])
-    loss = batch_loss(data.info.objective, out, y)
+    loss = batch_loss(objective_named(data.info.objective), out, y)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert torch.isfinite(loss) and all(g is not None and torch.isfinite(g).all() for g in grads)
