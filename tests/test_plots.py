@@ -362,8 +362,9 @@ def test_figures_from_real_short_runs(make_cfg, tracking_env, tmp_path, overhang
     hankel = draw(plots.hankel_singular_values, found.svals, found.labels)
     assert f"s4d_lin, copying: seed 0, step 0 vs {step}" in legend_texts(hankel)
     directory = tracking_env.runs_dir / runs_hash(tracking_env.uri, "s4d_lin")
-    initial = figures.load_layer(directory, "model_init.pt").kernel(32)
-    trained = figures.load_layer(directory, "model_best.pt").kernel(32)
+    args = figures.saved_model_args(directory)
+    initial = figures.load_layer(directory, "model_init.pt", args).kernel(32)
+    trained = figures.load_layer(directory, "model_best.pt", args).kernel(32)
     assert initial.shape == trained.shape == (1, 8, 32)  # (C, H, L) of the tiny model
     assert not torch.equal(initial, trained)  # the SSM parameters were trained
 

@@ -188,16 +188,16 @@ def run_directory(run: pd.Series, runs_dir: Path | None) -> Path:
     return runs_dir / str(run["config_hash"])
 
 
-def load_layer(directory: Path, weights: str) -> SSMLayer:
+def load_layer(directory: Path, weights: str, model_args: dict) -> SSMLayer:
     """The first SSM layer of the model saved in a run directory, with `weights` loaded.
 
-    `weights`: `MODEL_INIT` (step 0) or `MODEL_BEST` (best validation);
-    the model is rebuilt from the checkpoint's `model_args` (no data needed).
+    `weights`: `MODEL_INIT` (step 0) or `MODEL_BEST` (best validation); the model is rebuilt
+    from `model_args`, the run's `saved_model_args` (no data needed).
     """
     state_path = directory / weights
     if not state_path.is_file():
         raise UserError(f"run directory {directory} lacks {state_path.name}; pass --runs-dir")
-    model = models.build_model(**saved_model_args(directory))
+    model = models.build_model(**model_args)
     model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
     return next(m for m in model.modules() if isinstance(m, SSMLayer))
 
@@ -251,11 +251,12 @@ def diagnostics(runs: pd.DataFrame, runs_dir: Path | None, L: int | None) -> Dia
             log.info("no run directory with checkpoints for %s on %s: skipped", model, task)
             continue
         directory = run_directory(saved[0], runs_dir)
-        length = L or int(saved_model_args(directory)["l_max"])
+        args = saved_model_args(directory)  # read once: the checkpoint holds the optimizer too
+        length = L or int(args["l_max"])
         stages = {}
         for stage, weights in STAGES:
             with torch.no_grad():
-                k = load_layer(directory, weights).kernel(length)[0].double()  # (H, L)
+                k = load_layer(directory, weights, args).kernel(length)[0].double()  # (H, L)
             stages[stage] = k.numpy()
             sv = hankel_singular_values(k).numpy()
             svals.append(_singular_value_frame(task, model, stage, sv))

@@ -217,7 +217,7 @@ def leaderboard_points(
         ax.set(title=task, xlabel=xlabels[task], ylabel="")
     tallest = max(len(t.get_text().splitlines()) for ax in axes for t in ax.get_yticklabels())
     lines = tallest * max(len(ax.get_yticklabels()) for ax in axes)  # rows are evenly spaced
-    rows = -(-len(axes) // 3)  # new_figure's rows of at most 3 panels
+    rows = axes[0].get_gridspec().nrows
     fig.set_figheight(max(fig.get_figheight(), rows * (DOT_ROW_HEIGHT * lines + PANEL_MARGIN)))
     handles = _interval_legend(seeds)
     if n_published:
@@ -299,9 +299,8 @@ def kernels(
             ax.plot(lags, initial[h], color=colours[h], linestyle=STAGE_LINES["initial"][0])
             ax.plot(lags, trained[h], color=colours[h], label=f"h={h}")
         ax.set(xlabel="lag l (steps)", ylabel="K[h, l]")
-        ax.set_title(
-            titles[key], fontsize=STYLE["xtick.labelsize"]
-        )  # two lines over a narrow panel
+        # Two lines over a narrow panel: the smaller text of the tick labels.
+        ax.set_title(titles[key], fontsize=STYLE["xtick.labelsize"])
     handles = axes[0].get_legend_handles_labels()[0]
     handles += [
         Line2D([], [], color="grey", linestyle=STAGE_LINES[s][0], label=label)

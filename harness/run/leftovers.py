@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from harness.run import tracking
+from harness.run.identity import tracking_uri
 
 
 def _remove_empty_up_to(folder: Path, top: Path) -> None:
@@ -32,14 +33,14 @@ def take_back(cfg: DictConfig, log_folder: Path | None) -> None:
 
     `log_folder`: Hydra's output folder of this run (`hydra.runtime.output_dir`), or None.
     """
-    results = Path(cfg.paths.results_dir)
-    tracking.remove_unused_store(tracking.resolve_uri(cfg.tracking.uri))
+    results, uri = Path(cfg.paths.results_dir), tracking_uri(cfg)
+    tracking.remove_unused_store(uri)
     if log_folder is not None and log_folder.resolve().is_relative_to(
         Path(cfg.paths.logs_dir).resolve()
     ):
         shutil.rmtree(log_folder, ignore_errors=True)
         _remove_empty_up_to(log_folder.parent, results)
     _remove_empty_up_to(Path(cfg.paths.runs_dir), results)
-    db = tracking.sqlite_path(tracking.resolve_uri(cfg.tracking.uri))
+    db = tracking.sqlite_path(uri)
     if db is not None:
         _remove_empty_up_to(db.parent, results)

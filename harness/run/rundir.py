@@ -8,7 +8,6 @@ docstring); a finished `force=true` attempt in `.force/` is put in place by `pro
 """
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from harness.layout import (
     SUMMARY_FILE,
     TRACKING_FILE,
 )
+from harness.locking import held_or_refused
 from harness.run import tracking
 from harness.run.identity import Point
 
@@ -102,21 +102,17 @@ def exclusive(directory: Path) -> Iterator[None]:
     """
     created = not directory.exists()
     _make_run_dir(directory)
-    with open(directory / LOCK_FILE, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(
-                f"run directory {directory} is in use: this point is already running in another "
-                "process; wait for it to end"
-            ) from None
+    busy = (
+        f"run directory {directory} is in use: this point is already running in another process; "
+        "wait for it to end"
+    )
+    with held_or_refused(directory / LOCK_FILE, busy):
         try:
             yield
         finally:
             if created and os.listdir(directory) == [LOCK_FILE]:
                 (directory / LOCK_FILE).unlink()
                 directory.rmdir()
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def remove_temporaries(directory: Path) -> None:

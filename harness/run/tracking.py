@@ -193,7 +193,14 @@ def _build_sqlite_store(uri: str, target: Path) -> None:
 
     target_uri = f"{SQLITE_PREFIX}{target}"
     SqlAlchemyStore(target_uri, artifact_location(uri))
-    engine = SqlAlchemyStore._engine_map.pop(target_uri, None)  # drop MLflow's cached engine
+    _drop_cached_engine(target_uri)
+
+
+def _drop_cached_engine(uri: str) -> None:
+    """Close and forget the SQLAlchemy engine MLflow keeps for `uri` (a file moved or removed)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    engine = SqlAlchemyStore._engine_map.pop(uri, None)
     if engine is not None:
         engine.dispose()
 
@@ -239,13 +246,10 @@ def remove_unused_store(uri: str) -> bool:
     with _store_lock(uri):
         if not db.exists() or _holds_runs(db):
             return False
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
         from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
         _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
-        engine = SqlAlchemyStore._engine_map.pop(uri, None)
-        if engine is not None:
-            engine.dispose()
+        _drop_cached_engine(uri)
         for path in (db, *(db.with_name(db.name + end) for end in ("-journal", "-wal", "-shm"))):
             path.unlink(missing_ok=True)
         _CREATED_HERE.discard(db)

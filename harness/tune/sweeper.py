@@ -27,7 +27,6 @@ when its point already finished, resumed from its checkpoint when it did not, tr
 """
 
 import contextlib
-import fcntl
 import json
 import logging
 import math
@@ -53,6 +52,7 @@ from harness.cli import make_folder, report_user_error
 from harness.cluster.jobs import write_json_atomically
 from harness.cluster.launcher import _override_key, _task_config
 from harness.layout import MANIFEST, RUN_ID_FILE
+from harness.locking import held_or_refused
 from harness.run import schema
 from harness.run.config import is_operational, resolved
 from harness.run.identity import run_dir, tracking_uri
@@ -349,15 +349,8 @@ def trials_table(study: optuna.Study, keys: list[str]) -> str:
 def _exclusive(lock_path: Path, study_name: str) -> Iterator[None]:
     """Hold `lock_path` while this process works on the study; a second sweeper is refused."""
     make_folder(lock_path.parent, "the results folder", "set paths.results_dir")
-    with open(lock_path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(
-                f"study {study_name!r} is being tuned by another process ({lock_path}); wait "
-                "for it to end"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    busy = (
+        f"study {study_name!r} is being tuned by another process ({lock_path}); wait for it to end"
+    )
+    with held_or_refused(lock_path, busy):
+        yield
